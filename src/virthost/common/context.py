@@ -1,0 +1,31 @@
+"""Who is being served right now: the verb, the flow id and the client of the current call.
+
+Kept in context variables so the log format can name them on every line without threading
+them through every function; the dispatcher sets them around each API call, in the worker
+thread that runs it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+from collections.abc import Iterator
+
+current_verb: contextvars.ContextVar[str] = contextvars.ContextVar("verb", default="-")
+current_flow_id: contextvars.ContextVar[str] = contextvars.ContextVar("flow_id", default="-")
+current_client: contextvars.ContextVar[str] = contextvars.ContextVar("client", default="-")
+
+
+@contextlib.contextmanager
+def call_context(verb: str, flow_id: str | None, client: str | None) -> Iterator[None]:
+    tokens = (
+        current_verb.set(verb),
+        current_flow_id.set(flow_id or "-"),
+        current_client.set(client or "-"),
+    )
+    try:
+        yield
+    finally:
+        current_client.reset(tokens[2])
+        current_flow_id.reset(tokens[1])
+        current_verb.reset(tokens[0])

@@ -1,0 +1,159 @@
+"""The daemon's object graph: what is built, in which order it starts and stops.
+
+Nothing here does work of its own; it wires the infrastructure (scheduler, executors,
+supervisor proxy, libvirt connection, events bus) to the services and the API, so that each
+of those receives what it needs as arguments and can be tested on its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from pathlib import Path
+
+from virthost.api.dispatch import Bridge
+from virthost.api.host import HostApi
+from virthost.api.schema import Schema
+from virthost.common.commands import CommandRunner
+from virthost.common.executor import Executor
+from virthost.common.periodic import PeriodicOperation
+from virthost.common.resources import ResourceManager
+from virthost.common.scheduler import Scheduler
+from virthost.daemon import hostid
+from virthost.daemon.config import Config
+from virthost.daemon.health import HealthMonitor
+from virthost.host.service import HostService
+from virthost.rpc.events import EventBus
+from virthost.rpc.jsonrpc import JsonRpcServer
+from virthost.rpc.server import RpcServer
+from virthost.supervisor.client import SupervisorProxy
+from virthost.virt.connection import LibvirtConnection
+
+log = logging.getLogger("virthost.daemon")
+
+
+class Daemon:
+    def __init__(self, config: Config, ssl_context: ssl.SSLContext | None) -> None:
+        self.config = config
+        rpc = config.rpc
+        sampling = config.sampling
+        self.scheduler = Scheduler("scheduler")
+        self.rpc_executor = Executor(
+            "jsonrpc",
+            workers=rpc.worker_threads,
+            max_tasks=rpc.worker_threads * rpc.tasks_per_worker,
+            scheduler=self.scheduler,
+            max_workers=rpc.max_workers,
+        )
+        self.periodic_executor = Executor(
+            "periodic",
+            workers=sampling.periodic_workers,
+            max_tasks=sampling.periodic_workers * sampling.periodic_tasks_per_worker,
+            scheduler=self.scheduler,
+            max_workers=sampling.periodic_max_workers,
+        )
+        # Calls that may hang (libvirt, later guest agents): callers wait time-boxed.
+        self.blocking_executor = Executor(
+            "blocking", workers=4, max_tasks=200, scheduler=self.scheduler, max_workers=32
+        )
+        self.runner = CommandRunner()
+        self.resources = ResourceManager()
+        self.events = EventBus()
+        self.supervisor = SupervisorProxy(config.supervisor.socket, config.supervisor.timeout)
+        self.libvirt = LibvirtConnection(
+            config.libvirt.uri, self.blocking_executor, config.libvirt.timeout
+        )
+        self.host_id = hostid.load_or_create(Path(config.daemon.state_dir), self._firmware_uuid)
+        self.host = HostService(
+            host_id=self.host_id,
+            libvirt=self.libvirt,
+            runner=self.runner,
+            supervisor=self.supervisor,
+            blocking=self.blocking_executor,
+        )
+        self.bridge = Bridge(Schema.default(), {"Host": HostApi(self.host)})
+        self.jsonrpc = JsonRpcServer(
+            self.bridge,
+            self.rpc_executor,
+            worker_timeout=rpc.worker_timeout,
+            slow_call_threshold=rpc.slow_call_threshold,
+        )
+        self.server = RpcServer(
+            self.jsonrpc,
+            address=rpc.address,
+            port=rpc.port,
+            ssl_context=ssl_context,
+            handshake_timeout=rpc.handshake_timeout,
+            request_queues=tuple(rpc.request_queues),
+            event_queue=rpc.event_queue,
+            max_frame_size=rpc.max_frame_size,
+            max_write_buffer=rpc.max_write_buffer,
+            http_enable=rpc.http_enable,
+            metrics=self._metrics,
+        )
+        self.events.add_listener(self.server.publish_event)
+        self.health = HealthMonitor(self._health_figures)
+        self._periodic = [
+            PeriodicOperation(
+                "host-stats",
+                self.host.sample_stats,
+                sampling.host_stats_interval,
+                self.scheduler,
+                self.periodic_executor,
+                exclusive=True,
+            ),
+            PeriodicOperation(
+                "health",
+                self.health.check,
+                config.daemon.health_interval,
+                self.scheduler,
+                self.periodic_executor,
+                exclusive=True,
+                first_delay=config.daemon.health_interval,
+            ),
+        ]
+
+    def _firmware_uuid(self) -> str | None:
+        info = self.supervisor.call("hardware_info", timeout=10.0)
+        value = info.get("systemUUID") if isinstance(info, dict) else None
+        return str(value) if value else None
+
+    def _metrics(self) -> dict[str, float]:
+        return {
+            "virthost_rpc_workers": self.rpc_executor.worker_count,
+            "virthost_rpc_queue": self.rpc_executor.queue_size,
+            "virthost_rpc_workers_discarded_total": self.rpc_executor.discarded_count,
+            "virthost_periodic_queue": self.periodic_executor.queue_size,
+            "virthost_ready": 1.0 if self.bridge.ready else 0.0,
+        }
+
+    def _health_figures(self) -> dict[str, float]:
+        return {
+            "connections": float(len(self.server.connections)),
+            "rpc_queue": float(self.rpc_executor.queue_size),
+            "calls": float(self.jsonrpc.calls_served),
+        }
+
+    def start(self) -> None:
+        self.scheduler.start()
+        for executor in (self.rpc_executor, self.periodic_executor, self.blocking_executor):
+            executor.start()
+        self.host.sample_stats()
+        for op in self._periodic:
+            op.start()
+        self.server.start()
+        self.bridge.set_ready()
+        log.info("ready: %d verbs implemented", len(self.bridge.implemented()))
+
+    def stop(self) -> None:
+        log.info("stopping")
+        self.bridge.set_ready(False)
+        self.server.stop()
+        for op in self._periodic:
+            op.stop()
+        for executor in (self.rpc_executor, self.periodic_executor, self.blocking_executor):
+            executor.stop(wait=False)
+        self.scheduler.stop()
+        self.libvirt.close()
+        self.supervisor.close()
+        log.info("stopped")

@@ -1,0 +1,92 @@
+"""The libvirt connection: opened lazily, every call time-boxed, reopened when it breaks.
+
+A hung libvirtd must never hang an API call: calls run in a discardable executor and the
+caller waits at most ``timeout``. When libvirt reports that the connection is gone (libvirtd
+restarted), the connection is dropped and the call retried once on a new one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import libvirt
+
+from virthost.common import errors
+from virthost.common.timebox import WorkQueue, run_with_timeout
+
+log = logging.getLogger("virthost.libvirt")
+
+T = TypeVar("T")
+
+_BROKEN_CODES = {
+    libvirt.VIR_ERR_SYSTEM_ERROR,
+    libvirt.VIR_ERR_NO_CONNECT,
+    libvirt.VIR_ERR_INVALID_CONN,
+    libvirt.VIR_ERR_INTERNAL_ERROR,
+    libvirt.VIR_ERR_RPC,
+}
+
+
+class LibvirtError(errors.VirtHostError):
+    code = 100
+    message = "Hypervisor error"
+
+
+def _is_broken(error: libvirt.libvirtError) -> bool:
+    return error.get_error_code() in _BROKEN_CODES
+
+
+class LibvirtConnection:
+    def __init__(self, uri: str, executor: WorkQueue, timeout: float = 30.0) -> None:
+        self.uri = uri
+        self._executor = executor
+        self._timeout = timeout
+        self._lock = threading.Lock()
+        self._conn: Any = None
+
+    def _connection(self) -> Any:
+        with self._lock:
+            if self._conn is None:
+                log.info("connecting to %s", self.uri)
+                self._conn = libvirt.open(self.uri)
+            return self._conn
+
+    def _drop(self, conn: Any) -> None:
+        with self._lock:
+            if self._conn is conn:
+                self._conn = None
+        with contextlib.suppress(libvirt.libvirtError):
+            conn.close()
+
+    def call(self, func: Callable[[Any], T], what: str, timeout: float | None = None) -> T:
+        """Run ``func(virConnect)`` time-boxed; libvirt errors become LibvirtError."""
+
+        def attempt() -> T:
+            for retry in (False, True):
+                try:
+                    conn = self._connection()
+                except libvirt.libvirtError as e:
+                    message = e.get_error_message()
+                    raise LibvirtError(f"cannot connect to {self.uri}: {message}") from None
+                try:
+                    return func(conn)
+                except libvirt.libvirtError as e:
+                    if _is_broken(e) and not retry:
+                        log.warning("libvirt connection broken (%s); reconnecting", e)
+                        self._drop(conn)
+                        continue
+                    raise LibvirtError(f"{what}: {e.get_error_message()}") from None
+            raise AssertionError("unreachable")
+
+        return run_with_timeout(self._executor, attempt, timeout or self._timeout, what)
+
+    def close(self) -> None:
+        with self._lock:
+            conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(libvirt.libvirtError):
+                conn.close()

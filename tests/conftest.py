@@ -1,0 +1,32 @@
+"""Shared fixtures: certificates and a running daemon with its supervisor."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fixtures import daemon as daemon_fixtures
+from virthost.common.pki import PkiPaths
+
+
+@pytest.fixture(scope="session")
+def pki_root() -> Iterator[Path]:
+    root = daemon_fixtures.make_workdir("virthost-pki-")
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pki(pki_root: Path) -> PkiPaths:
+    return daemon_fixtures.make_pki(pki_root)
+
+
+@pytest.fixture(scope="module")
+def services(pki: PkiPaths) -> Iterator[daemon_fixtures.Services]:
+    """virthostd (mutual TLS) and virthost-supervisor, shared by a test module."""
+    running = daemon_fixtures.start_services(pki)
+    yield running
+    daemon_fixtures.cleanup(running)
