@@ -174,9 +174,9 @@ def _default_text(value: Any) -> str:
         return repr(value)
 
 
-def verb_help(schema: SchemaLike, verb: VerbLike) -> str:
-    """The ``-h`` text of a verb: its doc, its params, and a JSON template of them."""
-    lines = [verb.doc.strip() or verb.method, ""]
+def verb_epilog(schema: SchemaLike, verb: VerbLike) -> str:
+    """The end of a verb's ``-h`` text: each param (type, default, doc) and a JSON template."""
+    lines: list[str] = []
     if verb.params:
         lines.append("parameters:")
         for param in verb.params:
@@ -212,7 +212,11 @@ def build_parser(schema: SchemaLike) -> argparse.ArgumentParser:
             verb = verbs[verb_name]
             summary = verb.doc.strip().split("\n", 1)[0]
             verb_parser = verb_parsers.add_parser(
-                verb_name, help=summary, description=verb_help(schema, verb), formatter_class=raw
+                verb_name,
+                help=summary,
+                description=verb.doc.strip() or verb.method,
+                epilog=verb_epilog(schema, verb),
+                formatter_class=raw,
             )
             verb_parser.add_argument("params", nargs="*", metavar="name=value")
             verb_parser.set_defaults(verb_obj=verb, verb_parser=verb_parser)

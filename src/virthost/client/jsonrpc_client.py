@@ -138,14 +138,14 @@ class JsonRpcClient:
                 self._pending[request_id] = waiter
         try:
             self.connection.send(self.request_queue, body, headers)
-            answered = waiter.done.wait(timeout)
+            waiter.done.wait(timeout)
         finally:
             with self._lock:
                 for request_id in ids:
                     self._pending.pop(request_id, None)
-        if waiter.error is not None:
-            raise waiter.error
-        if not answered:
+        if len(waiter.responses) < len(ids):  # a complete answer wins over a late failure
+            if waiter.error is not None:
+                raise waiter.error
             raise errors.TimeoutError(f"no response to {what} within {timeout:g} s")
         return [waiter.responses[request_id] for request_id in ids]
 

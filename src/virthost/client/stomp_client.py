@@ -115,12 +115,10 @@ class StompConnection:
         sock.setblocking(False)
         self._thread = threading.Thread(target=self._run, name=f"stomp-io {self.name}", daemon=True)
         self._thread.start()
-        connect_headers = {
-            "accept-version": "1.2",
-            "host": host,
-            "heart-beat": f"{outgoing_heartbeat},{incoming_heartbeat}",
-        }
-        self.send_frame(Frame("CONNECT", connect_headers))
+        beat = f"{outgoing_heartbeat},{incoming_heartbeat}"
+        self.send_frame(
+            Frame("CONNECT", {"accept-version": "1.2", "host": host, "heart-beat": beat})
+        )
         if not self._connected.wait(timeout):
             self.close()
             raise errors.ConnectionError(f"no CONNECTED from {self.name} within {timeout} s")
@@ -196,26 +194,16 @@ class StompConnection:
         done = threading.Event()
         with self._lock:
             self._receipts[receipt] = done
-        try:
+        with contextlib.suppress(errors.Error):  # already gone: just clean up
             self.send_frame(Frame("DISCONNECT", {"receipt": receipt}))
-            if not done.wait(timeout):
-                log.debug("%s: no RECEIPT for DISCONNECT within %s s", self.name, timeout)
-        except errors.Error:
-            pass
-        finally:
-            self.close()
+            done.wait(timeout)
+        self.close()
 
     def close(self) -> None:
         """Close at once (no DISCONNECT); idempotent, safe from any thread."""
         self._fail(errors.ConnectionError(f"connection to {self.name} closed"))
         if threading.current_thread() is not self._thread:
             self._thread.join()
-
-    def __enter__(self) -> StompConnection:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.disconnect()
 
     # -- callers' side of the I/O thread ---------------------------------------------------
 
@@ -289,11 +277,8 @@ class StompConnection:
         if self._silence_limit:
             due = self._last_recv + self._silence_limit
             if now >= due:
-                self._fail(
-                    errors.ConnectionError(
-                        f"no heart-beat from {self.name} for {self._silence_limit:.1f} s"
-                    )
-                )
+                silence = f"{self._silence_limit:.1f} s"
+                self._fail(errors.ConnectionError(f"no heart-beat from {self.name} for {silence}"))
                 return 0.0
             deadlines.append(due)
         if self._send_interval:
@@ -373,13 +358,12 @@ class StompConnection:
             self._fail(errors.ConnectionError(f"{self.name} speaks STOMP {version}, not 1.2"))
             return
         try:
-            server_out, server_in = _parse_heartbeat(frame.headers.get("heart-beat", "0,0"))
+            send_ms, recv_ms = negotiate_heartbeat(
+                self._offer, frame.headers.get("heart-beat", "0,0")
+            )
         except ValueError:
             self._fail(errors.ConnectionError(f"bad heart-beat header from {self.name}"))
             return
-        our_out, our_in = self._offer
-        send_ms = max(our_out, server_in) if our_out and server_in else 0
-        recv_ms = max(our_in, server_out) if our_in and server_out else 0
         self.heartbeat = (send_ms, recv_ms)
         self._send_interval = send_ms / 1000
         self._silence_limit = recv_ms / 1000 * (1 + SILENCE_GRACE_FACTOR)
@@ -403,8 +387,13 @@ class StompConnection:
             log.exception("%s: subscription callback failed", self.name)
 
 
-def _parse_heartbeat(value: str) -> tuple[int, int]:
-    first, sep, second = value.partition(",")
+def negotiate_heartbeat(offer: tuple[int, int], server_value: str) -> tuple[int, int]:
+    """(send every, expect every) in ms from our CONNECT offer and the CONNECTED header."""
+    first, sep, second = server_value.partition(",")
     if not sep or not first.strip().isdigit() or not second.strip().isdigit():
-        raise ValueError(f"bad heart-beat value {value!r}")
-    return int(first), int(second)
+        raise ValueError(f"bad heart-beat value {server_value!r}")
+    server_out, server_in = int(first), int(second)
+    our_out, our_in = offer
+    send_ms = max(our_out, server_in) if our_out and server_in else 0
+    recv_ms = max(our_in, server_out) if our_in and server_out else 0
+    return send_ms, recv_ms

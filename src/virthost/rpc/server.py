@@ -178,6 +178,7 @@ class RpcServer:
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
+        self.broker.bind_reactor_thread()
         try:
             self._server = self._loop.run_until_complete(self._listen())
         except BaseException as e:

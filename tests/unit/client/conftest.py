@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+
 from unit.client.client_fakes import FakeServer, StubSchema, stub_schema
 
 

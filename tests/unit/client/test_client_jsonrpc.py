@@ -76,7 +76,7 @@ def test_server_error(server: FakeServer, rpc: JsonRpcClient) -> None:
 
 def test_timeout(server: FakeServer, rpc: JsonRpcClient) -> None:
     server.handlers["Host.silent"] = lambda params: NO_REPLY
-    with pytest.raises(errors.TimeoutError, match="Host.silent"):
+    with pytest.raises(errors.TimeoutError, match=r"Host\.silent"):
         rpc.call("Host.silent", timeout=0.2)
     assert rpc.call("Host.ping2", timeout=10) is True  # the connection is still usable
 
@@ -136,7 +136,9 @@ def test_events_to_a_queue(server: FakeServer, rpc: JsonRpcClient) -> None:
     sub_id = rpc.subscribe(events)
     assert server.wait_until(lambda: server.subscriptions.get(sub_id) == EVENT_QUEUE)
     params = {"vm-1": {"status": "Up"}, "notify_time": 42}
-    server.publish(EVENT_QUEUE, {"jsonrpc": "2.0", "method": "|virt|VM_status|vm-1", "params": params})
+    server.publish(
+        EVENT_QUEUE, {"jsonrpc": "2.0", "method": "|virt|VM_status|vm-1", "params": params}
+    )
     server.publish(EVENT_QUEUE, [{"jsonrpc": "2.0", "method": "|net|host_conn|no_id"}])
     assert events.get(timeout=10) == Event("|virt|VM_status|vm-1", params)
     assert events.get(timeout=10) == Event("|net|host_conn|no_id", None)

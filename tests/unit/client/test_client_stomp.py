@@ -4,17 +4,40 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from typing import Generic, TypeVar
 
 import pytest
-from unit.client.client_fakes import FakeServer
 
+from unit.client.client_fakes import FakeServer
 from virthost.client import errors
 from virthost.client.stomp_client import StompConnection, open_connection
 from virthost.rpc.stomp.frame import Frame
 
+T = TypeVar("T")
 
-def connect(server: FakeServer, **kwargs: int) -> StompConnection:
-    return open_connection("127.0.0.1", server.port, timeout=10, **kwargs)
+
+def connect(
+    server: FakeServer, outgoing_heartbeat: int = 0, incoming_heartbeat: int = 30000
+) -> StompConnection:
+    return open_connection(
+        "127.0.0.1",
+        server.port,
+        timeout=10,
+        outgoing_heartbeat=outgoing_heartbeat,
+        incoming_heartbeat=incoming_heartbeat,
+    )
+
+
+class Collector(Generic[T]):
+    """A callback that keeps what it is given and signals its arrival."""
+
+    def __init__(self) -> None:
+        self.items: list[T] = []
+        self.arrived = threading.Event()
+
+    def __call__(self, item: T) -> None:
+        self.items.append(item)
+        self.arrived.set()
 
 
 @pytest.fixture
@@ -48,7 +71,7 @@ def test_error_instead_of_connected(server: FakeServer) -> None:
 
 def test_other_stomp_version_is_refused(server: FakeServer) -> None:
     server.connected_headers["version"] = "1.1"
-    with pytest.raises(errors.ConnectionError, match="1.1"):
+    with pytest.raises(errors.ConnectionError, match=r"1\.1"):
         connect(server)
 
 
@@ -86,26 +109,24 @@ def test_outgoing_heartbeats_are_sent(server: FakeServer) -> None:
 def test_server_silence_kills_the_connection(server: FakeServer) -> None:
     server.connected_headers["heart-beat"] = "20,0"  # promises heart-beats it never sends
     connection = connect(server, incoming_heartbeat=20)
-    ended = threading.Event()
-    reasons: list[errors.ConnectionError] = []
-    connection.add_close_listener(lambda exc: (reasons.append(exc), ended.set()))
-    assert ended.wait(10)
-    assert "heart-beat" in str(reasons[0])
+    ended: Collector[errors.ConnectionError] = Collector()
+    connection.add_close_listener(ended)
+    assert ended.arrived.wait(10)
+    assert "heart-beat" in str(ended.items[0])
     assert connection.closed
     with pytest.raises(errors.ConnectionError):
         connection.send("q", b"x")
 
 
 def test_subscribe_and_receive(server: FakeServer, conn: StompConnection) -> None:
-    got: list[Frame] = []
-    arrived = threading.Event()
-    sub_id = conn.subscribe("dest.a", lambda frame: (got.append(frame), arrived.set()))
+    got: Collector[Frame] = Collector()
+    sub_id = conn.subscribe("dest.a", got)
     assert server.wait_until(lambda: sub_id in server.subscriptions)
     (frame,) = server.frames("SUBSCRIBE")
     assert frame.headers == {"destination": "dest.a", "id": sub_id, "ack": "auto"}
     server.publish("dest.a", {"hello": 1})
-    assert arrived.wait(10)
-    assert got[0].body == b'{"hello": 1}'
+    assert got.arrived.wait(10)
+    assert got.items[0].body == b'{"hello": 1}'
     conn.unsubscribe(sub_id)
     assert server.wait_until(lambda: not server.subscriptions)
     assert server.frames("UNSUBSCRIBE")[0].headers == {"id": sub_id}
@@ -114,11 +135,11 @@ def test_subscribe_and_receive(server: FakeServer, conn: StompConnection) -> Non
 def test_message_without_subscription_header_is_routed_by_destination(
     server: FakeServer, conn: StompConnection
 ) -> None:
-    arrived = threading.Event()
-    conn.subscribe("dest.b", lambda frame: arrived.set(), sub_id="s1")
+    got: Collector[Frame] = Collector()
+    conn.subscribe("dest.b", got, sub_id="s1")
     assert server.wait_until(lambda: "s1" in server.subscriptions)
     server.send_frame(Frame("MESSAGE", {"destination": "dest.b"}, b"{}"))
-    assert arrived.wait(10)
+    assert got.arrived.wait(10)
 
 
 def test_duplicate_subscription_id(conn: StompConnection) -> None:
@@ -152,21 +173,20 @@ def test_disconnect_waits_for_receipt(server: FakeServer) -> None:
 
 
 def test_server_error_frame_fails_the_connection(server: FakeServer, conn: StompConnection) -> None:
-    ended = threading.Event()
-    reasons: list[errors.ConnectionError] = []
-    conn.add_close_listener(lambda exc: (reasons.append(exc), ended.set()))
+    ended: Collector[errors.ConnectionError] = Collector()
+    conn.add_close_listener(ended)
     server.send_frame(Frame("ERROR", {"message": "Subscription not available"}, b"details"))
-    assert ended.wait(10)
-    assert isinstance(reasons[0], errors.StompError)
-    assert reasons[0].message == "Subscription not available"
-    assert conn.failure is reasons[0]
+    assert ended.arrived.wait(10)
+    assert isinstance(ended.items[0], errors.StompError)
+    assert ended.items[0].message == "Subscription not available"
+    assert conn.failure is ended.items[0]
 
 
 def test_eof_fails_the_connection(server: FakeServer, conn: StompConnection) -> None:
-    ended = threading.Event()
-    conn.add_close_listener(lambda exc: ended.set())
+    ended: Collector[errors.ConnectionError] = Collector()
+    conn.add_close_listener(ended)
     server.drop_client()
-    assert ended.wait(10)
+    assert ended.arrived.wait(10)
     assert conn.closed
 
 
@@ -180,13 +200,12 @@ def test_close_listener_added_after_close_is_called(conn: StompConnection) -> No
 def test_garbage_from_server_fails_the_connection(
     server: FakeServer, conn: StompConnection
 ) -> None:
-    ended = threading.Event()
-    reasons: list[errors.ConnectionError] = []
-    conn.add_close_listener(lambda exc: (reasons.append(exc), ended.set()))
+    ended: Collector[errors.ConnectionError] = Collector()
+    conn.add_close_listener(ended)
     assert server._conn is not None
     server._conn.sendall(b"not stomp\n\n\0")
-    assert ended.wait(10)
-    assert "bad STOMP" in str(reasons[0])
+    assert ended.arrived.wait(10)
+    assert "bad STOMP" in str(ended.items[0])
 
 
 class socket_closed_port:
@@ -197,7 +216,7 @@ class socket_closed_port:
 
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
-        self.port: int = sock.getsockname()[1]
+        self.port = int(sock.getsockname()[1])
         sock.close()
         return self.port
 

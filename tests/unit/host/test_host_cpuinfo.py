@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from unit.host.host_fakes import data_text, make_tree
 
+from unit.host.host_fakes import data_text, make_tree
 from virthost.host import cpuinfo
 
 # Two sockets, one core each, two threads per core (hyper-threading).

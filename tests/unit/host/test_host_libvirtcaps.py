@@ -5,8 +5,8 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 import pytest
-from unit.host.host_fakes import data_text
 
+from unit.host.host_fakes import data_text
 from virthost.host import libvirtcaps
 
 # A host whose x86_64 KVM domain lists its own machines (only the accelerated emulator knows
@@ -70,13 +70,16 @@ def test_this_machines_domain_capabilities() -> None:
 
 def test_cpu_flags_join_features_and_models() -> None:
     dom = libvirtcaps.DomainCpuCaps(
-        usable_models=["Haswell-noTSX", "Westmere"], host_model_features=["vme", "arch-capabilities"]
+        usable_models=["Haswell-noTSX", "Westmere"],
+        host_model_features=["vme", "arch-capabilities"],
     )
     flags = libvirtcaps.cpu_flags(("fpu", "vme"), dom)
     assert flags == "fpu,vme,arch-capabilities,model_Haswell-noTSX,model_Westmere"
     assert libvirtcaps.cpu_flags(("fpu",), None) == "fpu"
 
 
-@pytest.mark.parametrize(("number", "text"), [(9000000, "9.0.0"), (7002022, "7.2.22"), (10010, "0.10.10")])
+@pytest.mark.parametrize(
+    ("number", "text"), [(9000000, "9.0.0"), (7002022, "7.2.22"), (10010, "0.10.10")]
+)
 def test_version_string(number: int, text: str) -> None:
     assert libvirtcaps.version_string(number) == text

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from unit.host.host_fakes import data_text, make_tree
-
 from virthost.host import meminfo, numa
 
 MEMINFO = """\

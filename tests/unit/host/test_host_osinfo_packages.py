@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from unit.host.host_fakes import FakeRunner, make_tree, result
 
+from unit.host.host_fakes import FakeRunner, make_tree, result
 from virthost.common import errors
 from virthost.host import osinfo, packages
 
@@ -47,7 +47,10 @@ def test_rhel_family(tmp_path: Path) -> None:
 
 
 def test_kernel_release_split() -> None:
-    assert osinfo.split_kernel_release("6.1.0-18-amd64") == {"version": "6.1.0", "release": "18-amd64"}
+    assert osinfo.split_kernel_release("6.1.0-18-amd64") == {
+        "version": "6.1.0",
+        "release": "18-amd64",
+    }
     assert osinfo.split_kernel_release("5.14.0-362.el9.x86_64") == {
         "version": "5.14.0",
         "release": "362.el9.x86_64",

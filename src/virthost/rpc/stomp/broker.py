@@ -12,8 +12,10 @@ in through ``call_soon_threadsafe``.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
+import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -32,11 +34,27 @@ LEGACY_RESPONSE_DESTINATION = "/queue/_local/vdsm/reponses"  # sic: VDSM's spell
 CallSoon = Callable[..., Any]
 
 
-def parents(destination: str) -> Iterable[str]:
+@functools.lru_cache(maxsize=4096)
+def parents(destination: str) -> tuple[str, ...]:
     """``a.b.c`` -> ``a``, ``a.b``, ``a.b.c``."""
     parts = destination.split(".")
-    for i in range(1, len(parts) + 1):
-        yield ".".join(parts[:i])
+    return tuple(".".join(parts[:i]) for i in range(1, len(parts) + 1))
+
+
+@functools.lru_cache(maxsize=4096)
+def message_head(destination: str, sub_id: str) -> bytes:
+    """The constant part of a MESSAGE frame for one subscription, encoded once."""
+    encoded = encode(
+        Frame(
+            "MESSAGE",
+            {
+                "destination": destination,
+                "content-type": "application/json",
+                "subscription": sub_id,
+            },
+        )
+    )
+    return encoded[: -len(b"\n\x00")]  # keep the header lines, drop the end of headers
 
 
 class StompBroker:
@@ -54,6 +72,11 @@ class StompBroker:
         # destination -> {(connection, subscription id)}
         self._subscribers: dict[str, set[tuple[StompConnection, str]]] = defaultdict(set)
         self._message_ids = itertools.count(1)
+        self._reactor_thread = threading.get_ident()
+
+    def bind_reactor_thread(self) -> None:
+        """Called on the reactor thread: answers produced there need no thread hop."""
+        self._reactor_thread = threading.get_ident()
 
     # --- subscriptions ---------------------------------------------------------------
 
@@ -81,20 +104,15 @@ class StompBroker:
     def has_subscribers(self, destination: str) -> bool:
         return any(d in self._subscribers for d in parents(destination))
 
-    def deliver(self, destination: str, body: bytes, extra: dict[str, str] | None = None) -> int:
+    def deliver(self, destination: str, body: bytes) -> int:
         """Send MESSAGE frames to every subscriber of ``destination`` or a parent of it."""
         delivered = 0
+        tail = b"content-length:%d\n\n%b\x00" % (len(body), body)
         for dest in parents(destination):
             for connection, sub_id in tuple(self._subscribers.get(dest, ())):
-                headers = {
-                    "destination": destination,
-                    "content-type": "application/json",
-                    "subscription": sub_id,
-                    "message-id": str(next(self._message_ids)),
-                }
-                if extra:
-                    headers.update(extra)
-                connection.send_raw(encode(Frame("MESSAGE", headers, body)))
+                head = message_head(destination, sub_id)
+                message_id = b"message-id:%d\n" % next(self._message_ids)
+                connection.send_raw(head + message_id + tail)
                 delivered += 1
         return delivered
 
@@ -109,7 +127,10 @@ class StompBroker:
             origin = CallOrigin(connection.peer, frame.headers.get("ovirtCorrelationId"))
 
             def respond(answer: bytes) -> None:
-                self._call_soon(self.deliver, reply_to, answer)
+                if threading.get_ident() == self._reactor_thread:
+                    self.deliver(reply_to, answer)  # a fast verb, answered on the reactor
+                else:
+                    self._call_soon(self.deliver, reply_to, answer)
 
             self._jsonrpc.handle(frame.body, origin, respond)
             return True

@@ -16,9 +16,7 @@ def parse_all(data: bytes, **limits: int) -> list[Frame]:
 
 def test_encode_layout() -> None:
     frame = Frame("SEND", {"destination": "jms.topic.vdsm_requests"}, b"{}")
-    assert encode(frame) == (
-        b"SEND\ndestination:jms.topic.vdsm_requests\ncontent-length:2\n\n{}\0"
-    )
+    assert encode(frame) == (b"SEND\ndestination:jms.topic.vdsm_requests\ncontent-length:2\n\n{}\0")
 
 
 def test_encode_without_body_has_no_content_length() -> None:

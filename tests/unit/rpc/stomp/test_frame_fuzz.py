@@ -22,7 +22,9 @@ plain_text = st.text(
 
 @st.composite
 def frames(draw: st.DrawFn) -> Frame:
-    command = draw(st.sampled_from(sorted(COMMANDS)) | st.from_regex(r"[A-Z]{1,12}", fullmatch=True))
+    command = draw(
+        st.sampled_from(sorted(COMMANDS)) | st.from_regex(r"[A-Z]{1,12}", fullmatch=True)
+    )
     if command in UNESCAPED_COMMANDS:
         names = plain_text.filter(lambda s: ":" not in s)
         values = st.text(st.characters(codec="utf-8", exclude_characters="\r\n"), max_size=20)
@@ -87,8 +89,10 @@ def outcome(pieces: list[bytes]) -> tuple[list[Frame], bool]:
 
 stomp_ish = st.lists(
     st.sampled_from(
-        [b"SEND", b"CONNECT", b"\n", b"\r\n", b"\r", b":", b"\\", b"\\c", b"\0", b"a", b"x:y"]
-        + [b"content-length:", b"content-length:3", b"0", b"\xff", b"MESSAGE\n"]
+        [
+            *(b"SEND", b"CONNECT", b"MESSAGE\n", b"\n", b"\r\n", b"\r", b":", b"\\", b"\\c"),
+            *(b"\0", b"a", b"x:y", b"content-length:", b"content-length:3", b"0", b"\xff"),
+        ]
     )
     | st.binary(max_size=8),
     max_size=40,
@@ -97,9 +101,7 @@ stomp_ish = st.lists(
 
 @settings(max_examples=300)
 @given(st.binary(max_size=300) | stomp_ish, st.lists(st.integers(0, 300), max_size=10))
-def test_arbitrary_bytes_only_raise_frame_error(
-    data: bytes, cuts: list[int]
-) -> None:
+def test_arbitrary_bytes_only_raise_frame_error(data: bytes, cuts: list[int]) -> None:
     whole = outcome([data])
     # Splitting the stream never changes what is parsed or whether it is rejected.
     assert outcome(chunked(data, cuts)) == whole
