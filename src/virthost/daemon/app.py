@@ -70,6 +70,7 @@ class Daemon:
             runner=self.runner,
             supervisor=self.supervisor,
             blocking=self.blocking_executor,
+            timeout=config.libvirt.timeout,
         )
         self.bridge = Bridge(Schema.default(), {"Host": HostApi(self.host)})
         self.jsonrpc = JsonRpcServer(

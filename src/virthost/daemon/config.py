@@ -107,7 +107,11 @@ class LibvirtSection:
     """The hypervisor connection."""
 
     uri: str = option("qemu:///system", "libvirt connection URI.")
-    timeout: float = option(30.0, "Seconds a libvirt call may take before it is abandoned.")
+    timeout: float = option(
+        30.0,
+        "Seconds a libvirt call (or a host inventory such as Host.getCapabilities) may take "
+        "before the caller gets an error; the stuck worker is replaced.",
+    )
 
 
 @dataclass

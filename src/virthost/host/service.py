@@ -23,9 +23,6 @@ from virthost.virt.connection import LibvirtConnection
 
 log = logging.getLogger("virthost.host")
 
-CAPABILITIES_TIMEOUT = 60.0
-NETWORK_TIMEOUT = 20.0
-
 
 class Supervisor(Protocol):
     def call(self, op: str, timeout: float | None = None, **args: Any) -> Any: ...
@@ -42,6 +39,7 @@ class HostService:
         blocking: WorkQueue,
         caps_config: CapabilitiesConfig | None = None,
         root: str = "/",
+        timeout: float = 60.0,
     ) -> None:
         self.host_id = host_id
         self._libvirt = libvirt
@@ -50,6 +48,7 @@ class HostService:
         self._blocking = blocking
         self._caps_config = caps_config or CapabilitiesConfig()
         self._root = root
+        self._timeout = timeout
         self._sampler = HostStatsSampler(root)
         self._connectivity_lock = threading.Lock()
         self.last_connectivity_confirmation: float | None = None
@@ -71,7 +70,7 @@ class HostService:
                 lambda: conn, self._runner, self.host_id, root=self._root, config=self._caps_config
             )
 
-        return self._libvirt.call(collect, "Host.getCapabilities", CAPABILITIES_TIMEOUT)
+        return self._libvirt.call(collect, "Host.getCapabilities", self._timeout)
 
     def hardware_info(self) -> dict[str, Any]:
         info = self._supervisor.call("hardware_info")
@@ -83,7 +82,7 @@ class HostService:
         return run_with_timeout(
             self._blocking,
             lambda: network.network_capabilities(self._runner, root=self._root),
-            NETWORK_TIMEOUT,
+            self._timeout,
             "Host.getNetworkCapabilities",
         )
 
@@ -91,7 +90,7 @@ class HostService:
         return run_with_timeout(
             self._blocking,
             lambda: network.network_statistics(self._root),
-            NETWORK_TIMEOUT,
+            self._timeout,
             "Host.getNetworkStatistics",
         )
 
