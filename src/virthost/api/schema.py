@@ -264,6 +264,8 @@ class Schema:
         in declaration order) or absent. Raises ``errors.InvalidParams`` naming the
         offending parameter (a dotted path inside records).
         """
+        if not params and not verb.params:
+            return {}  # the common case of a verb without parameters, kept cheap
         if params is None:
             given: dict[str, Any] = {}
         elif isinstance(params, Mapping):

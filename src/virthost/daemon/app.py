@@ -7,6 +7,7 @@ of those receives what it needs as arguments and can be tested on its own.
 
 from __future__ import annotations
 
+import gc
 import logging
 import ssl
 from pathlib import Path
@@ -143,6 +144,8 @@ class Daemon:
         for op in self._periodic:
             op.start()
         self.server.start()
+        # What start-up built lives as long as the daemon: keep the collector off it.
+        gc.freeze()
         self.bridge.set_ready()
         log.info("ready: %d verbs implemented", len(self.bridge.implemented()))
 

@@ -14,13 +14,13 @@ VDSM code, and anything unexpected code 16 with the traceback only in the log.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Protocol
+
+import orjson
 
 from virthost.common import errors
 from virthost.common.context import call_context
@@ -30,12 +30,25 @@ log = logging.getLogger("virthost.jsonrpc")
 Respond = Callable[[bytes], None]
 
 
-@dataclass(frozen=True)
 class CallOrigin:
     """Where a request came from, for the log and the call context."""
 
-    client: str
-    flow_id: str | None = None
+    __slots__ = ("client", "flow_id")
+
+    def __init__(self, client: str, flow_id: str | None = None) -> None:
+        self.client = client
+        self.flow_id = flow_id
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, CallOrigin):
+            return NotImplemented
+        return (self.client, self.flow_id) == (other.client, other.flow_id)
+
+    def __hash__(self) -> int:
+        return hash((self.client, self.flow_id))
+
+    def __repr__(self) -> str:
+        return f"CallOrigin({self.client!r}, {self.flow_id!r})"
 
 
 class PreparedCall(Protocol):
@@ -62,7 +75,8 @@ _NO_ID = object()
 
 
 def _dumps(message: Any) -> bytes:
-    return json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    # non-string keys are written as strings, as the standard json module does
+    return orjson.dumps(message, option=orjson.OPT_NON_STR_KEYS)
 
 
 def encode_answer(answer: dict[str, Any]) -> bytes:
@@ -126,8 +140,8 @@ class JsonRpcServer:
         Returns whether an answer will come (False for notifications only).
         """
         try:
-            message = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as e:
+            message = orjson.loads(data)
+        except orjson.JSONDecodeError as e:
             respond(_dumps(error_response(None, errors.ParseError(str(e)))))
             return True
         if isinstance(message, list):

@@ -20,6 +20,8 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from virthost.rpc.events import Event
 from virthost.rpc.jsonrpc import CallOrigin, JsonRpcServer
 from virthost.rpc.stomp.frame import Frame, encode
@@ -68,6 +70,7 @@ class StompBroker:
         self._jsonrpc = jsonrpc
         self._call_soon = call_soon_threadsafe
         self._request_queues = tuple(request_queues)
+        self._request_destinations: dict[str, bool] = {}
         self.event_queue = event_queue
         # destination -> {(connection, subscription id)}
         self._subscribers: dict[str, set[tuple[StompConnection, str]]] = defaultdict(set)
@@ -97,9 +100,14 @@ class StompBroker:
     # --- routing ---------------------------------------------------------------------
 
     def is_request_queue(self, destination: str) -> bool:
-        return any(
-            destination == q or destination.startswith(q + ".") for q in self._request_queues
-        )
+        known = self._request_destinations.get(destination)
+        if known is None:
+            known = any(
+                destination == q or destination.startswith(q + ".") for q in self._request_queues
+            )
+            if len(self._request_destinations) < 4096:
+                self._request_destinations[destination] = known
+        return known
 
     def has_subscribers(self, destination: str) -> bool:
         return any(d in self._subscribers for d in parents(destination))
@@ -138,7 +146,5 @@ class StompBroker:
 
     def publish_event(self, event: Event) -> None:
         """Event bus listener: may be called from any thread."""
-        import json
-
-        body = json.dumps(event.to_jsonrpc(), separators=(",", ":")).encode("utf-8")
+        body = orjson.dumps(event.to_jsonrpc())
         self._call_soon(self.deliver, self.event_queue, body)

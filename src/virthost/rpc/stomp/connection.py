@@ -74,7 +74,17 @@ class StompConnection:
         self._subscriptions: dict[str, str] = {}  # sub id -> destination
         self._last_received = time.monotonic()
         self._last_sent = time.monotonic()
-        self._timers: dict[str, TimerHandle] = {}  # "out" / "in" -> the pending timer
+        self._timers: dict[str, TimerHandle] = {}
+        self._handlers: dict[str, Callable[[Frame], None]] = {
+            "CONNECT": self._cmd_connect,
+            "STOMP": self._cmd_connect,
+            "SEND": self._cmd_send,
+            "SUBSCRIBE": self._cmd_subscribe,
+            "UNSUBSCRIBE": self._cmd_unsubscribe,
+            "ACK": self._cmd_ack,
+            "NACK": self._cmd_ack,
+            "DISCONNECT": self._cmd_disconnect,
+        }  # "out" / "in" -> the pending timer
 
     # --- input -----------------------------------------------------------------------
 
@@ -107,8 +117,8 @@ class StompConnection:
         command = frame.command
         if not self._connected and command not in ("CONNECT", "STOMP"):
             raise ProtocolError(f"Expected CONNECT, got {command}")
-        handler = getattr(self, f"_cmd_{command.lower()}", None)
-        if handler is None or command in ("CONNECTED", "MESSAGE", "RECEIPT", "ERROR"):
+        handler = self._handlers.get(command)
+        if handler is None:
             raise ProtocolError(f"Unsupported command {command}")
         handler(frame)
         receipt = frame.headers.get("receipt")
@@ -145,8 +155,6 @@ class StompConnection:
         if cx:
             self._schedule_incoming_check(cx / 1000.0 * INCOMING_GRACE)
 
-    _cmd_stomp = _cmd_connect
-
     def _cmd_subscribe(self, frame: Frame) -> None:
         self._require(frame, "destination", "id")
         destination, sub_id = frame.headers["destination"], frame.headers["id"]
@@ -171,8 +179,6 @@ class StompConnection:
 
     def _cmd_ack(self, frame: Frame) -> None:
         """Subscriptions are ack=auto; acknowledgements are accepted and have no effect."""
-
-    _cmd_nack = _cmd_ack
 
     def _cmd_disconnect(self, frame: Frame) -> None:
         receipt = frame.headers.get("receipt")
