@@ -2,14 +2,33 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from typing import Any
 
-from virthost.common import errors
+from virthost.common import context, errors
 from virthost.daemon import logs
 from virthost.host.service import HostService
 
 log = logging.getLogger("virthost.api.host")
+
+
+def interface_of(caps: dict[str, Any], address: str) -> str:
+    """The device carrying ``address`` in the network part of ``caps`` ("" if none).
+
+    The engine reads it as ``lastClientIface``: the interface it reaches the host through,
+    which network changes must not break.
+    """
+    if not address:
+        return ""
+    if ipaddress.ip_address(address).is_loopback:
+        return "lo"
+    for kind in ("bridges", "vlans", "bondings", "nics"):
+        for name, device in caps.get(kind, {}).items():
+            configured = [*device.get("ipv4addrs", []), *device.get("ipv6addrs", [])]
+            if any(entry.split("/")[0] == address for entry in configured):
+                return str(name)
+    return ""
 
 
 class HostApi:
@@ -42,7 +61,9 @@ class HostApi:
     # --- inventory and statistics ------------------------------------------------------
 
     def getCapabilities(self) -> dict[str, Any]:
-        return self._host.capabilities()
+        caps = self._host.capabilities()
+        caps["lastClientIface"] = interface_of(caps, context.current_local_address.get())
+        return caps
 
     def getStats(self) -> dict[str, Any]:
         return self._host.stats()

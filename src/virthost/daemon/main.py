@@ -94,7 +94,10 @@ def _serve(config: configuration.Config) -> int:
         log.error("cannot start: %s", e)
         daemon.stop()
         return 1
-    stop.wait()
+    # A signal may land on any thread; its handler runs only when the main thread
+    # wakes up, so wake up regularly.
+    while not stop.wait(0.5):
+        pass
     daemon.stop()
     return 0
 

@@ -50,7 +50,9 @@ class HttpConnection:
         call_soon_threadsafe: Callable[..., object],
         max_body: int,
         metrics: Callable[[], str],
+        local_address: str = "",
     ) -> None:
+        self.local_address = local_address
         self._jsonrpc = jsonrpc
         self.peer = peer
         self._write = write
@@ -135,7 +137,9 @@ class HttpConnection:
         def respond(answer: bytes) -> None:
             self._call_soon(self._finish, 200, answer, keep_alive)
 
-        expects_answer = self._jsonrpc.handle(body, CallOrigin(self.peer), respond)
+        expects_answer = self._jsonrpc.handle(
+            body, CallOrigin(self.peer, None, self.local_address), respond
+        )
         if not expects_answer:
             self._finish(204, b"", keep_alive)
 

@@ -33,22 +33,26 @@ Respond = Callable[[bytes], None]
 class CallOrigin:
     """Where a request came from, for the log and the call context."""
 
-    __slots__ = ("client", "flow_id")
+    __slots__ = ("client", "flow_id", "local_address")
 
-    def __init__(self, client: str, flow_id: str | None = None) -> None:
+    def __init__(self, client: str, flow_id: str | None = None, local_address: str = "") -> None:
         self.client = client
         self.flow_id = flow_id
+        self.local_address = local_address
+
+    def _key(self) -> tuple[str, str | None, str]:
+        return (self.client, self.flow_id, self.local_address)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, CallOrigin):
             return NotImplemented
-        return (self.client, self.flow_id) == (other.client, other.flow_id)
+        return self._key() == other._key()
 
     def __hash__(self) -> int:
-        return hash((self.client, self.flow_id))
+        return hash(self._key())
 
     def __repr__(self) -> str:
-        return f"CallOrigin({self.client!r}, {self.flow_id!r})"
+        return f"CallOrigin{self._key()!r}"
 
 
 class PreparedCall(Protocol):
@@ -229,7 +233,7 @@ class JsonRpcServer:
     ) -> dict[str, Any] | None:
         level = logging.DEBUG if call.fast else logging.INFO
         started = time.monotonic()
-        with call_context(call.method, origin.flow_id, origin.client):
+        with call_context(call.method, origin.flow_id, origin.client, origin.local_address):
             log.log(level, "START %s from=%s", call.method, origin.client)
             try:
                 result = call()

@@ -52,6 +52,11 @@ class Handler(Protocol):
     def connection_lost(self) -> None: ...
 
 
+def unmap_ipv4(address: str) -> str:
+    """``::ffff:10.0.0.1`` (an IPv4 client on a dual-stack socket) -> ``10.0.0.1``."""
+    return address[7:] if address.startswith("::ffff:") and "." in address else address
+
+
 def detect(data: bytes) -> str | None:
     """'stomp', 'http', 'unknown', or None when more bytes are needed."""
     stripped = data.lstrip(b"\r\n")
@@ -77,6 +82,7 @@ class _ClientProtocol(asyncio.Protocol):
         self._handler: Handler | None = None
         self._pending = b""
         self.peer = "?"
+        self.local_address = ""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -84,6 +90,9 @@ class _ClientProtocol(asyncio.Protocol):
         peername = transport.get_extra_info("peername")
         if isinstance(peername, tuple):
             self.peer = f"{peername[0]}:{peername[1]}"
+        sockname = transport.get_extra_info("sockname")
+        if isinstance(sockname, tuple):
+            self.local_address = unmap_ipv4(str(sockname[0]))
         self._server.connections.add(self)
         self._server.accepted_total += 1
 
@@ -239,6 +248,7 @@ class RpcServer:
             client.close,
             self._loop.call_later,
             self.max_frame_size,
+            client.local_address,
         )
 
     def new_http(self, client: _ClientProtocol) -> HttpConnection:
@@ -250,6 +260,7 @@ class RpcServer:
             self._loop.call_soon_threadsafe,
             self.max_frame_size,
             self.render_metrics,
+            client.local_address,
         )
 
     def publish_event(self, event: Event) -> None:

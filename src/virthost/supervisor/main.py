@@ -70,7 +70,10 @@ def main(argv: list[str] | None = None) -> int:
         server.start()
         group = grp.getgrgid(gid).gr_name if gid is not None else "root"
         log.info("virthost-supervisor %s ready (socket group %s)", __version__, group)
-        stop.wait()
+        # A signal may land on any thread; its handler runs only when the main thread
+        # wakes up, so wake up regularly.
+        while not stop.wait(0.5):
+            pass
     finally:
         server.stop()
         log.info("stopped")

@@ -38,6 +38,7 @@ def test_capabilities_are_this_hosts(services: Services) -> None:
     assert str(uuid.UUID(caps["uuid"])) == caps["uuid"]
     assert int(caps["memSize"]) > 0
     assert "lo" not in caps["nics"]
+    assert caps["lastClientIface"] == "lo"  # the test client connects to 127.0.0.1
 
 
 def test_host_id_is_stable_across_calls(services: Services) -> None:

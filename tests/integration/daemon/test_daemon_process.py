@@ -125,3 +125,12 @@ def test_port_in_use_fails_cleanly(fresh: daemon_fixtures.Services) -> None:
         assert "cannot start" in second.log_text()
     finally:
         daemon_fixtures.cleanup(second)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_supervisor_stops_on_signal(fresh: daemon_fixtures.Services, sig: int) -> None:
+    proc = fresh.supervisor
+    assert proc is not None
+    proc.send_signal(sig)
+    assert proc.wait(10) == 0
+    assert not fresh.supervisor_socket.exists()

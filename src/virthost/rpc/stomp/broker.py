@@ -132,7 +132,9 @@ class StompBroker:
         )
         if self.is_request_queue(destination):
             reply_to = frame.headers.get("reply-to") or LEGACY_RESPONSE_DESTINATION
-            origin = CallOrigin(connection.peer, frame.headers.get("ovirtCorrelationId"))
+            origin = CallOrigin(
+                connection.peer, frame.headers.get("ovirtCorrelationId"), connection.local_address
+            )
 
             def respond(answer: bytes) -> None:
                 if threading.get_ident() == self._reactor_thread:

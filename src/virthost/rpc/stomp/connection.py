@@ -62,9 +62,11 @@ class StompConnection:
         close: Callable[[], None],
         call_later: CallLater,
         max_frame_size: int,
+        local_address: str = "",
     ) -> None:
         self.broker = broker
         self.peer = peer
+        self.local_address = local_address
         self._write = write
         self._close = close
         self._call_later = call_later
