@@ -8,6 +8,7 @@ APT_PACKAGES=(
     libvirt-daemon-system qemu-system-x86 qemu-utils python3-libvirt python3-sanlock
     python3-venv python3-dev gcc tini dmidecode openssl iproute2 procps
     systemd
+    busybox-static kmod gzip
 )
 
 missing=()

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Final
 
 from virthost.client import errors
+from virthost.common import pki
 
 PKI_DIR_ENV: Final = "VIRTHOST_PKI_DIR"
 DEFAULT_PKI_DIR: Final = "/etc/pki/virthost"
@@ -43,13 +44,7 @@ def client_context(
     ca_file: str | os.PathLike[str],
 ) -> ssl.SSLContext:
     """A TLS client context presenting our certificate and verifying the server's chain."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_REQUIRED
     try:
-        context.load_verify_locations(cafile=os.fspath(ca_file))
-        context.load_cert_chain(os.fspath(cert_file), os.fspath(key_file))
+        return pki.client_context(os.fspath(ca_file), os.fspath(cert_file), os.fspath(key_file))
     except (OSError, ssl.SSLError) as exc:
         raise errors.ConnectionError(f"cannot load TLS credentials: {exc}") from exc
-    return context

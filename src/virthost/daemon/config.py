@@ -189,13 +189,13 @@ def load(path: Path | None) -> Config:
     return from_mapping(data)
 
 
-def _toml_value(value: Any) -> str:
+def toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
     return repr(value)
 
 
@@ -212,5 +212,5 @@ def render_default() -> str:
         lines += ["", f"# {doc}", f"[{section_field.name}]"]
         for f in dataclasses.fields(section):
             lines.append(f"# {f.metadata['doc']}")
-            lines.append(f"#{f.name} = {_toml_value(getattr(section, f.name))}")
+            lines.append(f"#{f.name} = {toml_value(getattr(section, f.name))}")
     return "\n".join(lines) + "\n"
