@@ -25,6 +25,7 @@ test: libvirt
 	$(VENV)/bin/ruff format --check src tests bench
 	$(VENV)/bin/mypy
 	$(PY) -m virthost.api.docgen --check docs/api.md
+	$(PY) -m virthost.daemon.configdoc --check docs/configuration.md
 	$(PY) -m pytest -q -p no:cacheprovider tests
 
 unit: deps
@@ -39,6 +40,7 @@ typecheck: deps
 
 docs: deps
 	$(PY) -m virthost.api.docgen > docs/api.md
+	$(PY) -m virthost.daemon.configdoc > docs/configuration.md
 
 bench: libvirt
 	$(PY) bench/rpc.py

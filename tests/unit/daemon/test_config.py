@@ -76,5 +76,8 @@ def test_print_default_config_command() -> None:
 
 
 def test_docs_show_the_default_configuration() -> None:
+    from virthost.daemon import configdoc
+
     docs = Path(__file__).parents[3] / "docs" / "configuration.md"
-    assert config.render_default() in docs.read_text()
+    assert config.render_default() in configdoc.render_markdown()
+    assert docs.read_text() == configdoc.render_markdown(), "run 'make docs'"
