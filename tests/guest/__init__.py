@@ -1,0 +1,1 @@
+"""The tiny bootable test guest (Debian kernel + busybox initramfs + qemu-guest-agent)."""
