@@ -62,26 +62,27 @@ class Disk:
     readonly: bool = False
 
 
-def _outputs(outdir: Path) -> list[Path]:
-    names = ("vmlinux", "vmlinuz", "initrd.img", "kernel.release")
-    return [outdir / name for name in names]
-
-
-def _newest_input() -> float:
-    newest = BUILD_SCRIPT.stat().st_mtime
-    for path in ROOTFS.rglob("*"):
-        newest = max(newest, path.lstat().st_mtime)
-    return max(newest, ROOTFS.stat().st_mtime)
+def _mtime(path: Path) -> float:
+    return path.lstat().st_mtime
 
 
 def _is_built(outdir: Path) -> bool:
-    newest = _newest_input()
-    for path in _outputs(outdir):
+    """The rule build.sh uses: the kernel files are newer than build.sh, the initramfs is newer
+    than build.sh and everything in rootfs/."""
+    kernel_inputs = _mtime(BUILD_SCRIPT)
+    initrd_inputs = max([kernel_inputs, _mtime(ROOTFS), *map(_mtime, ROOTFS.rglob("*"))])
+    wanted = {
+        "vmlinux": kernel_inputs,
+        "vmlinuz": kernel_inputs,
+        "kernel.release": kernel_inputs,
+        "initrd.img": initrd_inputs,
+    }
+    for name, newest_input in wanted.items():
         try:
-            stat = path.stat()
+            stat = (outdir / name).stat()
         except FileNotFoundError:
             return False
-        if stat.st_size == 0 or stat.st_mtime <= newest:
+        if stat.st_size == 0 or stat.st_mtime <= newest_input:
             return False
     return True
 

@@ -9,6 +9,7 @@ from typing import Any
 from virthost.common import context, errors
 from virthost.daemon import logs
 from virthost.host.service import HostService
+from virthost.virt.service import VirtService
 
 log = logging.getLogger("virthost.api.host")
 
@@ -32,8 +33,9 @@ def interface_of(caps: dict[str, Any], address: str) -> str:
 
 
 class HostApi:
-    def __init__(self, host: HostService) -> None:
+    def __init__(self, host: HostService, virt: VirtService | None = None) -> None:
         self._host = host
+        self._virt = virt
 
     # --- liveness ----------------------------------------------------------------------
 
@@ -76,3 +78,24 @@ class HostApi:
 
     def getNetworkStatistics(self) -> dict[str, Any]:
         return self._host.network_statistics()
+
+    # --- VMs ---------------------------------------------------------------------------
+
+    def _vms(self) -> VirtService:
+        if self._virt is None:
+            raise errors.MethodNotImplemented("this host runs no VM service")
+        return self._virt
+
+    def getVMList(
+        self, fullStatus: bool = False, vmList: list[str] | None = None, onlyUUID: bool = False
+    ) -> list[Any]:
+        return self._vms().vm_list(fullStatus, vmList, onlyUUID)
+
+    def getAllVmStats(self) -> list[dict[str, Any]]:
+        return self._vms().all_stats()
+
+    def getVMFullList(self, vmList: list[str] | None = None) -> list[dict[str, Any]]:
+        return self._vms().full_list(vmList)
+
+    def dumpxmls(self, vmList: list[str] | None = None) -> dict[str, Any]:
+        return {"domxmls": self._vms().dumpxmls(vmList or [])}

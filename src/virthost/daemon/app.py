@@ -10,11 +10,13 @@ from __future__ import annotations
 import gc
 import logging
 import ssl
+import threading
 from pathlib import Path
 
 from virthost.api.dispatch import Bridge
 from virthost.api.host import HostApi
 from virthost.api.schema import Schema
+from virthost.api.vm import VmApi
 from virthost.common.commands import CommandRunner
 from virthost.common.executor import Executor
 from virthost.common.periodic import PeriodicOperation
@@ -23,12 +25,18 @@ from virthost.common.scheduler import Scheduler
 from virthost.daemon import hostid
 from virthost.daemon.config import Config
 from virthost.daemon.health import HealthMonitor
+from virthost.hooks import HookRunner
 from virthost.host.service import HostService
+from virthost.host.stats import VmSummary
 from virthost.rpc.events import EventBus
 from virthost.rpc.jsonrpc import JsonRpcServer
 from virthost.rpc.server import RpcServer
 from virthost.supervisor.client import SupervisorProxy
+from virthost.virt import eventloop
 from virthost.virt.connection import LibvirtConnection
+from virthost.virt.guestagent import GuestAgentPoller
+from virthost.virt.recovery import recover_with_retries
+from virthost.virt.service import VirtService, VirtSettings, resolve_domain_type
 
 log = logging.getLogger("virthost.daemon")
 
@@ -65,6 +73,33 @@ class Daemon:
             config.libvirt.uri, self.blocking_executor, config.libvirt.timeout
         )
         self.host_id = hostid.load_or_create(Path(config.daemon.state_dir), self._firmware_uuid)
+        virt = config.virt
+        self.creation_executor = Executor(
+            "vmcreate",
+            workers=virt.max_parallel_creations,
+            max_tasks=1000,
+            scheduler=self.scheduler,
+            max_workers=virt.max_parallel_creations * 2,
+        )
+        self.hooks = HookRunner(Path(virt.hooks_dir), self.runner, virt.hook_timeout)
+        self.virt = VirtService(
+            self.libvirt,
+            self.events,
+            self.scheduler,
+            self.creation_executor,
+            self.blocking_executor,
+            VirtSettings(
+                domain_type=resolve_domain_type(virt.domain_type),
+                tcg_cache_mib=virt.tcg_cache_mib,
+                guest_wait_timeout=virt.guest_wait_timeout,
+                user_shutdown_timeout=virt.user_shutdown_timeout,
+                destroy_timeout=virt.destroy_timeout,
+            ),
+            self.hooks,
+        )
+        self.guest_agent = GuestAgentPoller(
+            self.libvirt, self.virt.vms, self.periodic_executor, virt.qga_command_timeout
+        )
         self.host = HostService(
             host_id=self.host_id,
             libvirt=self.libvirt,
@@ -72,8 +107,12 @@ class Daemon:
             supervisor=self.supervisor,
             blocking=self.blocking_executor,
             timeout=config.libvirt.timeout,
+            vm_summary=self._vm_summary,
         )
-        self.bridge = Bridge(Schema.default(), {"Host": HostApi(self.host)})
+        self.bridge = Bridge(
+            Schema.default(),
+            {"Host": HostApi(self.host, self.virt), "VM": VmApi(self.virt)},
+        )
         self.jsonrpc = JsonRpcServer(
             self.bridge,
             self.rpc_executor,
@@ -103,6 +142,31 @@ class Daemon:
                 self.scheduler,
                 self.periodic_executor,
                 exclusive=True,
+            ),
+            PeriodicOperation(
+                "vm-stats",
+                self.virt.sampler.sample,
+                virt.vm_sample_interval,
+                self.scheduler,
+                self.periodic_executor,
+                exclusive=True,
+            ),
+            PeriodicOperation(
+                "guest-agent",
+                self.guest_agent.poll_all,
+                virt.qga_polling_period,
+                self.scheduler,
+                self.periodic_executor,
+                exclusive=True,
+            ),
+            PeriodicOperation(
+                "libvirt-connection",
+                self._keep_libvirt_connected,
+                5.0,
+                self.scheduler,
+                self.periodic_executor,
+                exclusive=True,
+                first_delay=5.0,
             ),
             PeriodicOperation(
                 "health",
@@ -136,18 +200,44 @@ class Daemon:
             "calls": float(self.jsonrpc.calls_served),
         }
 
+    def _executors(self) -> tuple[Executor, ...]:
+        return (
+            self.rpc_executor,
+            self.periodic_executor,
+            self.blocking_executor,
+            self.creation_executor,
+        )
+
+    def _keep_libvirt_connected(self) -> None:
+        """Reopen the connection after libvirtd restarted, so events flow again."""
+        self.libvirt.ensure_connected()
+
+    def _vm_summary(self) -> VmSummary:
+        count, active = self.virt.counts()
+        return VmSummary(count=count, active=active)
+
     def start(self) -> None:
+        eventloop.start()  # before the first libvirt connection is opened
         self.scheduler.start()
-        for executor in (self.rpc_executor, self.periodic_executor, self.blocking_executor):
+        for executor in self._executors():
             executor.start()
         self.host.sample_stats()
+        self.server.start()  # answers 99 until the VMs are recovered
+        self._recovery = threading.Thread(target=self._recover, name="recovery", daemon=True)
+        self._recovery.start()
+
+    def _recover(self) -> None:
+        recovered = recover_with_retries(self.virt, self.libvirt)
         for op in self._periodic:
             op.start()
-        self.server.start()
         # What start-up built lives as long as the daemon: keep the collector off it.
         gc.freeze()
         self.bridge.set_ready()
-        log.info("ready: %d verbs implemented", len(self.bridge.implemented()))
+        log.info(
+            "ready: %d VMs recovered, %d verbs implemented",
+            recovered,
+            len(self.bridge.implemented()),
+        )
 
     def stop(self) -> None:
         log.info("stopping")
@@ -155,7 +245,7 @@ class Daemon:
         self.server.stop()
         for op in self._periodic:
             op.stop()
-        for executor in (self.rpc_executor, self.periodic_executor, self.blocking_executor):
+        for executor in self._executors():
             executor.stop(wait=False)
         self.scheduler.stop()
         self.libvirt.close()

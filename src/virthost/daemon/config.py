@@ -115,6 +115,33 @@ class LibvirtSection:
 
 
 @dataclass
+class VirtSection:
+    """Virtual machines."""
+
+    domain_type: str = option(
+        "auto",
+        'How guests run: "kvm", "qemu" (TCG emulation: an engine\'s kvm domain is run as qemu), '
+        'or "auto" (kvm when /dev/kvm is usable by the daemon, else qemu).',
+    )
+    tcg_cache_mib: int = option(16, "TCG translation cache per guest under qemu, in MiB.")
+    max_parallel_creations: int = option(4, "VMs started in parallel; more wait their turn.")
+    guest_wait_timeout: float = option(
+        60.0, "Seconds a booting VM stays Powering up without a guest agent before it is Up."
+    )
+    user_shutdown_timeout: float = option(
+        30.0, "Seconds each graceful shutdown method (agent, then ACPI) gets by default."
+    )
+    destroy_timeout: float = option(60.0, "Seconds VM.destroy may take.")
+    vm_sample_interval: float = option(15.0, "Seconds between bulk VM statistics samples.")
+    qga_polling_period: float = option(5.0, "Seconds between guest agent polls of a VM.")
+    qga_command_timeout: float = option(5.0, "Seconds one guest agent poll may take.")
+    hooks_dir: str = option(
+        "/usr/libexec/virthost/hooks", "Directory of hook points (before_vm_start/...)."
+    )
+    hook_timeout: float = option(30.0, "Seconds one hook script may run.")
+
+
+@dataclass
 class SamplingSection:
     """Periodic sampling."""
 
@@ -131,6 +158,7 @@ class Config:
     pki: PkiSection = field(default_factory=PkiSection)
     supervisor: SupervisorSection = field(default_factory=SupervisorSection)
     libvirt: LibvirtSection = field(default_factory=LibvirtSection)
+    virt: VirtSection = field(default_factory=VirtSection)
     sampling: SamplingSection = field(default_factory=SamplingSection)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from virthost.common import errors
@@ -18,7 +19,7 @@ from virthost.common.commands import Runner
 from virthost.common.timebox import WorkQueue, run_with_timeout
 from virthost.host import network
 from virthost.host.capabilities import CapabilitiesConfig, collect_capabilities
-from virthost.host.stats import HostStatsSampler
+from virthost.host.stats import HostStatsSampler, VmSummary
 from virthost.virt.connection import LibvirtConnection
 
 log = logging.getLogger("virthost.host")
@@ -40,6 +41,7 @@ class HostService:
         caps_config: CapabilitiesConfig | None = None,
         root: str = "/",
         timeout: float = 60.0,
+        vm_summary: Callable[[], VmSummary] | None = None,
     ) -> None:
         self.host_id = host_id
         self._libvirt = libvirt
@@ -49,6 +51,7 @@ class HostService:
         self._caps_config = caps_config or CapabilitiesConfig()
         self._root = root
         self._timeout = timeout
+        self._vm_summary = vm_summary
         self._sampler = HostStatsSampler(root)
         self._connectivity_lock = threading.Lock()
         self.last_connectivity_confirmation: float | None = None
@@ -60,7 +63,8 @@ class HostService:
         self._sampler.sample()
 
     def stats(self) -> dict[str, Any]:
-        return self._sampler.stats()
+        vms = self._vm_summary() if self._vm_summary is not None else None
+        return self._sampler.stats(vms=vms)
 
     # --- inventory ---------------------------------------------------------------------
 

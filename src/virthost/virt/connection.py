@@ -17,6 +17,7 @@ import libvirt
 
 from virthost.common import errors
 from virthost.common.timebox import WorkQueue, run_with_timeout
+from virthost.virt import eventloop
 
 log = logging.getLogger("virthost.libvirt")
 
@@ -40,20 +41,79 @@ def _is_broken(error: libvirt.libvirtError) -> bool:
     return error.get_error_code() in _BROKEN_CODES
 
 
+ConnectListener = Callable[[Any], None]
+
+
 class LibvirtConnection:
+    """One shared connection to libvirtd.
+
+    ``on_connect`` listeners run after every (re)connection with the new connection (to
+    register event callbacks); ``on_disconnect`` listeners run when libvirt reports that the
+    connection closed. With the event loop running, keep-alives detect a dead libvirtd.
+    """
+
     def __init__(self, uri: str, executor: WorkQueue, timeout: float = 30.0) -> None:
         self.uri = uri
         self._executor = executor
         self._timeout = timeout
         self._lock = threading.Lock()
         self._conn: Any = None
+        self._on_connect: list[ConnectListener] = []
+        self._on_disconnect: list[Callable[[], None]] = []
+
+    def add_listeners(
+        self,
+        on_connect: ConnectListener | None = None,
+        on_disconnect: Callable[[], None] | None = None,
+    ) -> None:
+        if on_connect is not None:
+            self._on_connect.append(on_connect)
+        if on_disconnect is not None:
+            self._on_disconnect.append(on_disconnect)
+
+    @property
+    def connected(self) -> bool:
+        return self._conn is not None
 
     def _connection(self) -> Any:
         with self._lock:
-            if self._conn is None:
-                log.info("connecting to %s", self.uri)
-                self._conn = libvirt.open(self.uri)
-            return self._conn
+            if self._conn is not None:
+                return self._conn
+            log.info("connecting to %s", self.uri)
+            conn = libvirt.open(self.uri)
+            if eventloop.running():
+                try:
+                    conn.setKeepAlive(5, 3)
+                    conn.registerCloseCallback(self._closed, None)
+                except libvirt.libvirtError as e:
+                    log.warning("no keep-alive on %s: %s", self.uri, e)
+            self._conn = conn
+        for listener in self._on_connect:
+            try:
+                listener(conn)
+            except Exception:
+                log.exception("libvirt connect listener %r failed", listener)
+        return conn
+
+    def _closed(self, conn: Any, reason: int, _opaque: object) -> None:
+        log.warning("libvirt connection to %s closed (reason %d)", self.uri, reason)
+        with self._lock:
+            if self._conn is conn:
+                self._conn = None
+        for listener in self._on_disconnect:
+            try:
+                listener()
+            except Exception:
+                log.exception("libvirt disconnect listener %r failed", listener)
+
+    def ensure_connected(self, timeout: float | None = None) -> bool:
+        """Open the connection if it is not open; False when libvirtd cannot be reached."""
+        try:
+            self.call(lambda conn: conn.getLibVersion(), "connect", timeout)
+        except errors.VirtHostError as e:
+            log.debug("libvirt not reachable: %s", e)
+            return False
+        return True
 
     def _drop(self, conn: Any) -> None:
         with self._lock:

@@ -107,7 +107,7 @@ def test_flow_id_and_thread_are_logged(services: Services) -> None:
 
 def test_unimplemented_verb_answers_44(services: Services) -> None:
     with services.client() as cli, pytest.raises(client_errors.ServerError) as e:
-        cli.VM.getStats(vmID=str(uuid.uuid4()))
+        cli.Host.getExternalVMNames(uri="xen+ssh://x", username="u", password="p")
     assert e.value.code == 44
 
 

@@ -51,10 +51,12 @@ def test_params_from_a_file_on_stdin(services: Services) -> None:
 
 
 def test_server_error_is_one_line_and_exit_1(services: Services) -> None:
-    result = run(services, "VM", "getStats", "vmID=6f1ef4b4-2ba8-4d1c-9f4b-8a1d0b0f3a11")
+    result = run(
+        services, "Host", "getExternalVMNames", "uri=xen+ssh://x", "username=u", "password=p"
+    )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
-        "virthost-client: error 44: Method not implemented: VM.getStats"
+        "virthost-client: error 44: Method not implemented: Host.getExternalVMNames"
     ]
 
 

@@ -1,0 +1,67 @@
+"""The VM namespace: translates VM.* verbs into calls of the VM service."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from virthost.common import errors
+from virthost.virt.service import VirtService
+
+
+def as_int(value: Any, name: str) -> int:
+    """The schema's IntOrString: a number or decimal text (VDSM's clients send both)."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise errors.InvalidParameter(f"{name} must be a whole number, got {value!r}") from None
+
+
+def as_bool(value: Any) -> bool:
+    """The schema's BoolOrString: true/false or their text."""
+    if isinstance(value, str):
+        return value.strip().lower() == "true"
+    return bool(value)
+
+
+class VmApi:
+    def __init__(self, virt: VirtService) -> None:
+        self._virt = virt
+
+    def create(self, vmID: str, vmParams: dict[str, Any]) -> dict[str, Any]:
+        return self._virt.create(vmID, vmParams)
+
+    def destroy(self, vmID: str, gracefulAttempts: Any = 1) -> None:
+        self._virt.destroy(vmID, as_int(gracefulAttempts, "gracefulAttempts"))
+
+    def shutdown(
+        self,
+        vmID: str,
+        delay: Any = None,
+        message: str | None = None,
+        reboot: Any = False,
+        timeout: Any = None,
+        force: Any = False,
+    ) -> None:
+        self._virt.shutdown(
+            vmID,
+            delay=float(as_int(delay, "delay")) if delay is not None else 0.0,
+            message=message or "",
+            reboot=as_bool(reboot),
+            timeout=float(as_int(timeout, "timeout")) if timeout is not None else None,
+            force=as_bool(force),
+        )
+
+    def pause(self, vmID: str) -> None:
+        self._virt.pause(vmID)
+
+    def cont(self, vmID: str) -> None:
+        self._virt.cont(vmID)
+
+    def reset(self, vmID: str) -> None:
+        self._virt.reset(vmID)
+
+    def getStats(self, vmID: str) -> list[dict[str, Any]]:
+        return self._virt.get_stats(vmID)
+
+    def setDestroyOnReboot(self, vmID: str) -> None:
+        self._virt.set_destroy_on_reboot(vmID)

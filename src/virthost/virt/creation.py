@@ -1,0 +1,151 @@
+"""Starting a VM: the work VM.create hands to a creation worker.
+
+VM.create answers at once (WaitForLaunch); a worker of the creation executor, whose size
+bounds how many VMs start in parallel, then prepares the domain XML for this host, runs the
+``before_vm_start`` hooks (which may rewrite it), defines the domain (persistent, so its XML
+and our metadata survive restarts of the daemon and of libvirtd) and starts it.
+
+On any failure the domain is undefined again and the VM goes Down with
+LIBVIRT_START_FAILED and libvirt's (or the hook's) message: nothing is left behind but the
+Down VM, which the engine clears with VM.destroy.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import libvirt
+
+from virthost.common import errors
+from virthost.virt import vmstatus
+from virthost.virt.connection import LibvirtConnection
+from virthost.virt.domxml import DomainXml, prepare_for_host
+from virthost.virt.vm import Vm
+from virthost.virt.vmstatus import ExitReason
+
+log = logging.getLogger("virthost.virt.creation")
+
+
+class DomxmlHooks(Protocol):
+    def run_domxml(
+        self,
+        point: str,
+        domxml: str,
+        *,
+        env: Any = ...,
+        custom: Any = ...,
+        vm_id: str | None = None,
+        raise_errors: bool = True,
+    ) -> str: ...
+
+
+@dataclass(frozen=True)
+class CreationSettings:
+    domain_type: str = "qemu"  # resolved: kvm or qemu
+    tcg_cache_mib: int = 16
+    start_timeout: float = 120.0
+
+
+class VmStarter:
+    def __init__(
+        self,
+        libvirt_conn: LibvirtConnection,
+        settings: CreationSettings,
+        hooks: DomxmlHooks | None = None,
+    ) -> None:
+        self._libvirt = libvirt_conn
+        self._settings = settings
+        self._hooks = hooks
+
+    def start(self, vm: Vm, domain: DomainXml) -> None:
+        """Run in a creation worker: define and start the domain, or leave the VM Down."""
+        try:
+            xml = self._prepare(vm, domain)
+            if vm.is_down:  # destroyed while waiting for a worker
+                return
+            self._define_and_start(vm, xml)
+        except errors.VirtHostError as e:
+            self._failed(vm, e.detail or e.wire_message)
+        except Exception as e:
+            log.exception("vm %s: unexpected failure while starting", vm.id)
+            self._failed(vm, f"unexpected error: {e}")
+
+    def _prepare(self, vm: Vm, domain: DomainXml) -> str:
+        prepared = prepare_for_host(
+            domain,
+            domain_type=self._settings.domain_type,
+            tcg_cache_mib=self._settings.tcg_cache_mib,
+        )
+        xml = prepared.to_xml()
+        if self._hooks is not None:
+            xml = self._hooks.run_domxml(
+                "before_vm_start", xml, custom=vm.custom, vm_id=vm.id, raise_errors=True
+            )
+        return xml
+
+    def _define_and_start(self, vm: Vm, xml: str) -> None:
+        flags = libvirt.VIR_DOMAIN_START_PAUSED if vm.launch_paused else 0
+
+        def define_and_start(conn: Any) -> str:
+            dom = conn.defineXML(xml)
+            try:
+                dom.createWithFlags(flags)
+            except libvirt.libvirtError:
+                _undefine(dom)
+                raise
+            return str(dom.XMLDesc(0))
+
+        vm.domain_xml = self._libvirt.call(
+            define_and_start, f"starting vm {vm.id}", self._settings.start_timeout
+        )
+        log.info("vm %s: domain started%s", vm.id, " paused" if vm.launch_paused else "")
+        if vm.status == vmstatus.WAIT_FOR_LAUNCH:  # the event may not have arrived yet
+            vm.set_status(vmstatus.PAUSED if vm.launch_paused else vmstatus.POWERING_UP)
+        if self._hooks is not None:
+            try:
+                self._hooks.run_domxml(
+                    "after_vm_start",
+                    vm.domain_xml,
+                    custom=vm.custom,
+                    vm_id=vm.id,
+                    raise_errors=False,
+                )
+            except errors.VirtHostError as e:
+                log.warning("vm %s: after_vm_start hooks: %s", vm.id, e)
+
+    def _failed(self, vm: Vm, message: str) -> None:
+        log.error("vm %s: cannot start: %s", vm.id, message)
+        self._undefine_leftover(vm)
+        vm.go_down(ExitReason.LIBVIRT_START_FAILED, message)
+
+    def _undefine_leftover(self, vm: Vm) -> None:
+        def undefine(conn: Any) -> None:
+            try:
+                dom = conn.lookupByUUIDString(vm.id)
+            except libvirt.libvirtError:
+                return
+            if not dom.isActive():
+                _undefine(dom)
+
+        try:
+            self._libvirt.call(undefine, f"cleaning up vm {vm.id}")
+        except errors.VirtHostError as e:
+            log.warning("vm %s: cleaning up after a failed start: %s", vm.id, e)
+
+
+def _undefine(dom: Any) -> None:
+    flags = (
+        libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
+        | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+        | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM
+    )
+    try:
+        dom.undefineFlags(flags)
+    except libvirt.libvirtError as e:
+        if e.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
+            raise
+
+
+undefine_domain = _undefine

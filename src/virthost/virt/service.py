@@ -1,0 +1,328 @@
+"""The VM service: the verbs of the VM namespace and the VM lists of the Host namespace.
+
+It owns the container of VMs and wires the parts: creation workers (VmStarter), the libvirt
+event routing (DomainEvents), statistics (BulkStatsSampler) and power-down sequences. Every
+libvirt call goes through the time-boxed connection; verbs that wait for a guest (shutdown)
+return at once and continue in a worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import libvirt
+
+from virthost.common import errors, validate
+from virthost.common.executor import Executor
+from virthost.common.scheduler import Scheduler
+from virthost.rpc.events import EventBus, event_name
+from virthost.virt import vmstatus
+from virthost.virt.connection import LibvirtConnection
+from virthost.virt.container import VmContainer
+from virthost.virt.creation import CreationSettings, DomxmlHooks, VmStarter, undefine_domain
+from virthost.virt.domevents import DomainEvents
+from virthost.virt.domxml import DomainXml, build_from_params, parse_domain
+from virthost.virt.power import PowerDown
+from virthost.virt.sampling import BulkStatsSampler
+from virthost.virt.vm import Vm
+from virthost.virt.vmstatus import ExitReason
+
+log = logging.getLogger("virthost.virt")
+
+
+def resolve_domain_type(configured: str) -> str:
+    """``auto`` becomes kvm when the daemon can use /dev/kvm, else qemu (TCG)."""
+    if configured in ("kvm", "qemu"):
+        return configured
+    if configured != "auto":
+        raise errors.InvalidConfiguration(f"[virt] domain_type: {configured!r}")
+    return "kvm" if os.access("/dev/kvm", os.R_OK | os.W_OK) else "qemu"
+
+
+@dataclass(frozen=True)
+class VirtSettings:
+    domain_type: str = "qemu"
+    tcg_cache_mib: int = 16
+    guest_wait_timeout: float = 60.0
+    user_shutdown_timeout: float = 30.0
+    destroy_timeout: float = 60.0
+
+
+class VirtService:
+    def __init__(
+        self,
+        libvirt_conn: LibvirtConnection,
+        events: EventBus,
+        scheduler: Scheduler,
+        creation_executor: Executor,
+        work_executor: Executor,
+        settings: VirtSettings,
+        hooks: DomxmlHooks | None = None,
+    ) -> None:
+        self.vms = VmContainer()
+        self._libvirt = libvirt_conn
+        self._events = events
+        self._scheduler = scheduler
+        self._creation = creation_executor
+        self._work = work_executor
+        self._settings = settings
+        self._hooks = hooks
+        self._starter = VmStarter(
+            libvirt_conn,
+            CreationSettings(settings.domain_type, settings.tcg_cache_mib),
+            hooks,
+        )
+        self._power = PowerDown(libvirt_conn, settings.user_shutdown_timeout)
+        self.sampler = BulkStatsSampler(libvirt_conn, self.vms)
+        self._domain_events = DomainEvents(self.vms, on_reboot=self._guest_rebooted)
+        libvirt_conn.add_listeners(on_connect=self._domain_events.register)
+
+    # --- helpers -----------------------------------------------------------------------
+
+    def new_vm(self, vm_id: str, name: str, status: str = vmstatus.WAIT_FOR_LAUNCH) -> Vm:
+        return Vm(vm_id, name, on_status=self._status_changed, status=status)
+
+    def _status_changed(self, vm: Vm) -> None:
+        self._events.publish(event_name("virt", "VM_status", vm.id), {vm.id: vm.status_report()})
+        if vm.status == vmstatus.POWERING_UP:
+            self._scheduler.schedule(self._settings.guest_wait_timeout, lambda: self._assume_up(vm))
+
+    @staticmethod
+    def _assume_up(vm: Vm) -> None:
+        """No guest agent within the wait: the guest is taken as Up, as VDSM does."""
+        if vm.status == vmstatus.POWERING_UP:
+            vm.set_status(vmstatus.UP)
+
+    def _get(self, vm_id: str) -> Vm:
+        return self.vms.get(validate.uuid(vm_id, "vmID"))
+
+    def _running(self, vm_id: str) -> Vm:
+        vm = self._get(vm_id)
+        if vm.is_down:
+            raise errors.VMIsDown(vm_id)
+        return vm
+
+    def _domain_call(self, vm: Vm, what: str, func: Callable[[Any], Any]) -> Any:
+        def call(conn: Any) -> Any:
+            try:
+                dom = conn.lookupByUUIDString(vm.id)
+            except libvirt.libvirtError as e:
+                if e.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                    raise errors.NoSuchVM(f"{vm.id}: no libvirt domain") from None
+                raise
+            return func(dom)
+
+        return self._libvirt.call(call, f"{what} vm {vm.id}")
+
+    # --- VM.create ---------------------------------------------------------------------
+
+    def create(self, vm_id: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        vm_id = validate.uuid(vm_id, "vmID")
+        domain = self._domain_from_params(vm_id, params)
+        vm = self.new_vm(vm_id, domain.name)
+        vm.launch_paused = _flag(params.get("launchPaused", domain.metadata.launch_paused))
+        vm.custom = {str(k): str(v) for k, v in domain.metadata.custom.items()}
+        vm.destroy_on_reboot = bool(domain.metadata.destroy_on_reboot)
+        domain.metadata.launch_paused = vm.launch_paused
+        domain.metadata.start_time = vm.start_time
+        self._refuse_existing_domain(vm_id)
+        self.vms.add(vm)
+        try:
+            self._creation.dispatch(lambda: self._starter.start(vm, domain), timeout=600.0)
+        except errors.VirtHostError:
+            self.vms.remove(vm_id)
+            raise
+        log.info("vm %s (%s): creation queued", vm_id, domain.name)
+        return {"vmId": vm_id, "vmName": domain.name, **vm.status_report()}
+
+    @staticmethod
+    def _domain_from_params(vm_id: str, params: Mapping[str, Any]) -> DomainXml:
+        if not isinstance(params, Mapping):
+            raise errors.InvalidParameter("vmParams must be an object")
+        if "xml" in params:
+            if not isinstance(params["xml"], str):
+                raise errors.InvalidParameter("vmParams.xml must be a string")
+            domain = parse_domain(params["xml"])
+        else:
+            domain = build_from_params({**params, "vmId": params.get("vmId", vm_id)})
+        if domain.uuid != vm_id:
+            raise errors.InvalidParameter(
+                f"vmID {vm_id} differs from the domain's uuid {domain.uuid}"
+            )
+        return domain
+
+    def _refuse_existing_domain(self, vm_id: str) -> None:
+        if self.vms.find(vm_id) is not None:
+            raise errors.VMExists(vm_id)
+
+        def active(conn: Any) -> bool:
+            try:
+                return bool(conn.lookupByUUIDString(vm_id).isActive())
+            except libvirt.libvirtError:
+                return False
+
+        if self._libvirt.call(active, f"looking up vm {vm_id}"):
+            raise errors.VMExists(f"{vm_id} runs already (not created by this daemon)")
+
+    # --- power -------------------------------------------------------------------------
+
+    def destroy(self, vm_id: str, graceful_attempts: int = 1) -> None:
+        vm = self._get(vm_id)
+        with vm.lock:
+            if vm.stop_reason is None:
+                vm.stop_reason = ExitReason.ADMIN_SHUTDOWN
+        if self._hooks is not None and vm.domain_xml:
+            self._hooks.run_domxml(
+                "before_vm_destroy",
+                vm.domain_xml,
+                custom=vm.custom,
+                vm_id=vm.id,
+                raise_errors=False,
+            )
+
+        def kill(conn: Any) -> None:
+            try:
+                dom = conn.lookupByUUIDString(vm.id)
+            except libvirt.libvirtError:
+                return  # already gone
+            if dom.isActive():
+                for _ in range(max(graceful_attempts, 0)):
+                    try:
+                        dom.destroyFlags(libvirt.VIR_DOMAIN_DESTROY_GRACEFUL)
+                        break
+                    except libvirt.libvirtError as e:
+                        log.info("vm %s: graceful destroy failed: %s", vm.id, e)
+                if dom.isActive():
+                    dom.destroy()
+            undefine_domain(dom)
+
+        try:
+            self._libvirt.call(kill, f"destroying vm {vm.id}", self._settings.destroy_timeout)
+        except errors.VirtHostError as e:
+            raise _VmDestroyFailed(f"{vm.id}: {e.detail or e.wire_message}") from None
+        vm.go_down(vm.stop_reason or ExitReason.ADMIN_SHUTDOWN)
+        self.vms.remove(vm.id)
+        self.sampler.forget(vm.id)
+        if self._hooks is not None and vm.domain_xml:
+            self._hooks.run_domxml(
+                "after_vm_destroy",
+                vm.domain_xml,
+                custom=vm.custom,
+                vm_id=vm.id,
+                raise_errors=False,
+            )
+        log.info("vm %s destroyed", vm.id)
+
+    def shutdown(
+        self,
+        vm_id: str,
+        delay: float = 30.0,
+        message: str = "",
+        reboot: bool = False,
+        timeout: float | None = None,
+        force: bool = False,
+    ) -> None:
+        vm = self._running(vm_id)
+        limit = self._settings.user_shutdown_timeout if timeout is None else float(timeout)
+        if not reboot:
+            with vm.lock:
+                vm.stop_reason = ExitReason.ADMIN_SHUTDOWN
+            vm.set_status(vmstatus.POWERING_DOWN)
+        log.info("vm %s: %s requested (%s)", vm.id, "reboot" if reboot else "shutdown", message)
+        self._work.dispatch(
+            lambda: self._power.run(vm, reboot=reboot, timeout=limit, force=force),
+            timeout=limit * 3 + 60,
+        )
+
+    def pause(self, vm_id: str) -> None:
+        vm = self._running(vm_id)
+        self._domain_call(vm, "pausing", lambda dom: dom.suspend())
+        vm.set_status(vmstatus.PAUSED)
+
+    def cont(self, vm_id: str) -> None:
+        vm = self._running(vm_id)
+        self._domain_call(vm, "resuming", lambda dom: dom.resume())
+        vm.pause_code = "NOERR"
+        vm.set_status(vmstatus.UP if vm.guest_agent_connected else vmstatus.POWERING_UP)
+
+    def reset(self, vm_id: str) -> None:
+        vm = self._running(vm_id)
+        self._domain_call(vm, "resetting", lambda dom: dom.reset(0))
+
+    def set_destroy_on_reboot(self, vm_id: str) -> None:
+        self._running(vm_id).destroy_on_reboot = True
+
+    def _guest_rebooted(self, vm: Vm) -> None:
+        if vm.destroy_on_reboot:
+            vm.stop_reason = ExitReason.DESTROYED_ON_REBOOT
+            self._work.dispatch(lambda: self.destroy(vm.id, 0), timeout=120.0)
+
+    # --- reports -----------------------------------------------------------------------
+
+    def stats(self, vm: Vm) -> dict[str, Any]:
+        report = vm.base_stats()
+        if not vm.is_down:
+            report.update(self.sampler.stats_of(vm))
+        return report
+
+    def get_stats(self, vm_id: str) -> list[dict[str, Any]]:
+        return [self.stats(self._get(vm_id))]
+
+    def all_stats(self) -> list[dict[str, Any]]:
+        return [self.stats(vm) for vm in self.vms.all()]
+
+    def vm_list(
+        self, full_status: bool = False, vm_ids: list[str] | None = None, only_uuid: bool = False
+    ) -> list[Any]:
+        vms = self._select(vm_ids)
+        if only_uuid:
+            return [vm.id for vm in vms]
+        if full_status:
+            return [self.full_info(vm) for vm in vms]
+        return [{"vmId": vm.id, "status": vm.status} for vm in vms]
+
+    def full_list(self, vm_ids: list[str] | None = None) -> list[dict[str, Any]]:
+        return [self.full_info(vm) for vm in self._select(vm_ids)]
+
+    def full_info(self, vm: Vm) -> dict[str, Any]:
+        return {
+            "vmId": vm.id,
+            "vmName": vm.name,
+            "status": vm.status,
+            "statusTime": str(vm.status_time),
+            "startTime": vm.start_time,
+            "launchPaused": str(vm.launch_paused).lower(),
+            "custom": dict(vm.custom),
+            "xml": vm.domain_xml,
+        }
+
+    def dumpxmls(self, vm_ids: list[str]) -> dict[str, str]:
+        return {vm.id: vm.domain_xml for vm in self._select(vm_ids or None)}
+
+    def _select(self, vm_ids: list[str] | None) -> list[Vm]:
+        if not vm_ids:
+            return self.vms.all()
+        return [self._get(vm_id) for vm_id in vm_ids]
+
+    def counts(self) -> tuple[int, int]:
+        vms = self.vms.all()
+        return len(vms), sum(1 for vm in vms if vm.status in vmstatus.RUNNING)
+
+    def now(self) -> float:
+        return time.time()
+
+
+class _VmDestroyFailed(errors.VirtHostError):
+    code = 42
+    message = "Virtual machine destroy error"
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() == "true"
+    return bool(value)
