@@ -98,16 +98,28 @@ class VirtService:
         if vm.status == vmstatus.POWERING_UP:
             vm.set_status(vmstatus.UP)
 
-    def _get(self, vm_id: str) -> Vm:
+    @property
+    def hooks(self) -> DomxmlHooks | None:
+        return self._hooks
+
+    @property
+    def libvirt(self) -> LibvirtConnection:
+        return self._libvirt
+
+    def get_vm(self, vm_id: str) -> Vm:
+        """The VM (NoSuchVM, code 1, when unknown; the id is validated first)."""
         return self.vms.get(validate.uuid(vm_id, "vmID"))
 
-    def _running(self, vm_id: str) -> Vm:
-        vm = self._get(vm_id)
+    def running_vm(self, vm_id: str) -> Vm:
+        """The VM, which must not be Down (VMIsDown, code 6)."""
+        vm = self.get_vm(vm_id)
         if vm.is_down:
             raise errors.VMIsDown(vm_id)
         return vm
 
-    def _domain_call(self, vm: Vm, what: str, func: Callable[[Any], Any]) -> Any:
+    def domain_call(self, vm: Vm, what: str, func: Callable[[Any], Any]) -> Any:
+        """Run ``func(virDomain)`` for ``vm``, time-boxed; NoSuchVM if libvirt lost it."""
+
         def call(conn: Any) -> Any:
             try:
                 dom = conn.lookupByUUIDString(vm.id)
@@ -172,7 +184,7 @@ class VirtService:
     # --- power -------------------------------------------------------------------------
 
     def destroy(self, vm_id: str, graceful_attempts: int = 1) -> None:
-        vm = self._get(vm_id)
+        vm = self.get_vm(vm_id)
         with vm.lock:
             if vm.stop_reason is None:
                 vm.stop_reason = ExitReason.ADMIN_SHUTDOWN
@@ -227,7 +239,7 @@ class VirtService:
         timeout: float | None = None,
         force: bool = False,
     ) -> None:
-        vm = self._running(vm_id)
+        vm = self.running_vm(vm_id)
         limit = self._settings.user_shutdown_timeout if timeout is None else float(timeout)
         if not reboot:
             with vm.lock:
@@ -240,22 +252,22 @@ class VirtService:
         )
 
     def pause(self, vm_id: str) -> None:
-        vm = self._running(vm_id)
-        self._domain_call(vm, "pausing", lambda dom: dom.suspend())
+        vm = self.running_vm(vm_id)
+        self.domain_call(vm, "pausing", lambda dom: dom.suspend())
         vm.set_status(vmstatus.PAUSED)
 
     def cont(self, vm_id: str) -> None:
-        vm = self._running(vm_id)
-        self._domain_call(vm, "resuming", lambda dom: dom.resume())
+        vm = self.running_vm(vm_id)
+        self.domain_call(vm, "resuming", lambda dom: dom.resume())
         vm.pause_code = "NOERR"
         vm.set_status(vmstatus.UP if vm.guest_agent_connected else vmstatus.POWERING_UP)
 
     def reset(self, vm_id: str) -> None:
-        vm = self._running(vm_id)
-        self._domain_call(vm, "resetting", lambda dom: dom.reset(0))
+        vm = self.running_vm(vm_id)
+        self.domain_call(vm, "resetting", lambda dom: dom.reset(0))
 
     def set_destroy_on_reboot(self, vm_id: str) -> None:
-        self._running(vm_id).destroy_on_reboot = True
+        self.running_vm(vm_id).destroy_on_reboot = True
 
     def _guest_rebooted(self, vm: Vm) -> None:
         if vm.destroy_on_reboot:
@@ -271,7 +283,7 @@ class VirtService:
         return report
 
     def get_stats(self, vm_id: str) -> list[dict[str, Any]]:
-        return [self.stats(self._get(vm_id))]
+        return [self.stats(self.get_vm(vm_id))]
 
     def all_stats(self) -> list[dict[str, Any]]:
         return [self.stats(vm) for vm in self.vms.all()]
@@ -307,7 +319,7 @@ class VirtService:
     def _select(self, vm_ids: list[str] | None) -> list[Vm]:
         if not vm_ids:
             return self.vms.all()
-        return [self._get(vm_id) for vm_id in vm_ids]
+        return [self.get_vm(vm_id) for vm_id in vm_ids]
 
     def counts(self) -> tuple[int, int]:
         vms = self.vms.all()
