@@ -51,6 +51,9 @@ class VmApi:
             force=as_bool(force),
         )
 
+    def hibernate(self, vmID: str, hibernationVolHandle: Any) -> None:
+        self._virt.hibernate(vmID, hibernationVolHandle)
+
     def pause(self, vmID: str) -> None:
         self._virt.pause(vmID)
 

@@ -14,6 +14,7 @@ point anywhere.
 
 from __future__ import annotations
 
+import posixpath
 import re
 from pathlib import Path, PurePosixPath
 from uuid import UUID
@@ -103,6 +104,21 @@ def path_under(base: Path, *parts: str) -> Path:
     if not candidate.resolve().is_relative_to(base.resolve()):
         raise _invalid("path", str(candidate), f"resolves outside {base}")
     return candidate
+
+
+def absolute_path(value: object, name: str, max_len: int = 4096) -> str:
+    """An absolute, normalised path: no ``..``, ``.``, ``//``, trailing ``/`` or control chars."""
+    if not isinstance(value, str):
+        raise _invalid(name, value, "not a string")
+    if _CONTROL_CHARS.search(value) or len(value) > max_len:
+        raise _invalid(name, value, "contains control characters or is too long")
+    if not value.startswith("/"):
+        raise _invalid(name, value, "not an absolute path")
+    if ".." in value.split("/"):
+        raise _invalid(name, value, "'..' not allowed")
+    if value.startswith("//") or posixpath.normpath(value) != value or value == "/":
+        raise _invalid(name, value, "not a normalised path")
+    return value
 
 
 def _invalid(name: str, value: object, problem: str) -> errors.InvalidParameter:

@@ -13,6 +13,7 @@ Down VM, which the engine clears with VM.destroy.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -46,6 +47,26 @@ class CreationSettings:
     domain_type: str = "qemu"  # resolved: kvm or qemu
     tcg_cache_mib: int = 16
     start_timeout: float = 120.0
+    emulator: str = "/usr/bin/qemu-system-x86_64"
+
+
+def host_machine(machine: str | None) -> str | None:
+    """A machine type this host's QEMU has, for one an engine sent (None: keep it).
+
+    Engines send their distribution's versioned types (``pc-i440fx-rhel7.6.0``,
+    ``pc-q35-rhel8.6.0``); upstream QEMU has the same two families under their generic names.
+    """
+    if not machine or "rhel" not in machine:
+        return None
+    return "q35" if "q35" in machine else "pc"
+
+
+def host_emulator(domain: DomainXml, default: str) -> str | None:
+    """The emulator to use when the one the XML names does not exist here (None: keep it)."""
+    emulator = domain.root.findtext("devices/emulator")
+    if emulator and os.path.isabs(emulator) and os.path.exists(emulator):
+        return None
+    return default
 
 
 class VmStarter:
@@ -59,31 +80,60 @@ class VmStarter:
         self._settings = settings
         self._hooks = hooks
 
-    def start(self, vm: Vm, domain: DomainXml) -> None:
-        """Run in a creation worker: define and start the domain, or leave the VM Down."""
+    def start(self, vm: Vm, domain: DomainXml, restore_from: str | None = None) -> None:
+        """Run in a creation worker: define and start the domain, or leave the VM Down.
+
+        With ``restore_from`` (a memory image written by VM.hibernate) the guest resumes
+        where it was saved instead of booting.
+        """
         try:
-            xml = self._prepare(vm, domain)
+            xml = self._prepare(vm, domain, "before_vm_dehibernate" if restore_from else None)
             if vm.is_down:  # destroyed while waiting for a worker
                 return
-            self._define_and_start(vm, xml)
+            if restore_from:
+                self._define_and_restore(vm, xml, restore_from)
+            else:
+                self._define_and_start(vm, xml)
         except errors.VirtHostError as e:
             self._failed(vm, e.detail or e.wire_message)
         except Exception as e:
             log.exception("vm %s: unexpected failure while starting", vm.id)
             self._failed(vm, f"unexpected error: {e}")
 
-    def _prepare(self, vm: Vm, domain: DomainXml) -> str:
+    def _prepare(self, vm: Vm, domain: DomainXml, extra_hook: str | None = None) -> str:
         prepared = prepare_for_host(
             domain,
             domain_type=self._settings.domain_type,
             tcg_cache_mib=self._settings.tcg_cache_mib,
+            emulator=host_emulator(domain, self._settings.emulator),
+            machine=host_machine(domain.os.machine),
         )
         xml = prepared.to_xml()
         if self._hooks is not None:
-            xml = self._hooks.run_domxml(
-                "before_vm_start", xml, custom=vm.custom, vm_id=vm.id, raise_errors=True
-            )
+            for point in ("before_vm_start", extra_hook):
+                if point:
+                    xml = self._hooks.run_domxml(
+                        point, xml, custom=vm.custom, vm_id=vm.id, raise_errors=True
+                    )
         return xml
+
+    def _define_and_restore(self, vm: Vm, xml: str, path: str) -> None:
+        def define_and_restore(conn: Any) -> str:
+            dom = conn.defineXML(xml)
+            try:
+                # the image carries the exact (ABI-stable) definition it was saved with
+                conn.restoreFlags(path, None, libvirt.VIR_DOMAIN_SAVE_RUNNING)
+            except libvirt.libvirtError:
+                _undefine(dom)
+                raise
+            return str(conn.lookupByUUIDString(vm.id).XMLDesc(0))
+
+        vm.domain_xml = self._libvirt.call(
+            define_and_restore, f"restoring vm {vm.id}", self._settings.start_timeout
+        )
+        log.info("vm %s: restored from %s", vm.id, path)
+        if vm.status in (vmstatus.WAIT_FOR_LAUNCH, vmstatus.RESTORING_STATE):
+            vm.set_status(vmstatus.UP)
 
     def _define_and_start(self, vm: Vm, xml: str) -> None:
         flags = libvirt.VIR_DOMAIN_START_PAUSED if vm.launch_paused else 0

@@ -43,6 +43,11 @@ class FoundDomain:
     reason: int
 
 
+def shutoff_reason(reason: int) -> ExitReason:
+    """Why an inactive domain stopped, from libvirt's shut-off reason."""
+    return _SHUTOFF_REASONS.get(reason, ExitReason.LOST_QEMU_CONNECTION)
+
+
 def list_domains(conn: Any) -> list[FoundDomain]:
     found = []
     for dom in conn.listAllDomains(0):
@@ -79,7 +84,7 @@ def recover(service: Any, libvirt_conn: LibvirtConnection) -> int:
         vm.guest_agent_connected = AGENT_CONNECTED in found.xml
         service.vms.add(vm)
         if found.state == libvirt.VIR_DOMAIN_SHUTOFF:
-            reason = _SHUTOFF_REASONS.get(found.reason, ExitReason.LOST_QEMU_CONNECTION)
+            reason = shutoff_reason(found.reason)
             vm.go_down(reason, f"{vmstatus.EXIT_MESSAGES[reason]} (while the daemon was down)")
         else:
             status = lifecycle.status_of_domain_state(

@@ -21,13 +21,14 @@ from virthost.common import errors, validate
 from virthost.common.executor import Executor
 from virthost.common.scheduler import Scheduler
 from virthost.rpc.events import EventBus, event_name
-from virthost.virt import vmstatus
+from virthost.virt import lifecycle, vmstatus
 from virthost.virt.connection import LibvirtConnection
 from virthost.virt.container import VmContainer
 from virthost.virt.creation import CreationSettings, DomxmlHooks, VmStarter, undefine_domain
 from virthost.virt.domevents import DomainEvents
 from virthost.virt.domxml import DomainXml, build_from_params, parse_domain
 from virthost.virt.power import PowerDown
+from virthost.virt.recovery import AGENT_CONNECTED, list_domains, shutoff_reason
 from virthost.virt.sampling import BulkStatsSampler
 from virthost.virt.vm import Vm
 from virthost.virt.vmstatus import ExitReason
@@ -80,7 +81,34 @@ class VirtService:
         self._power = PowerDown(libvirt_conn, settings.user_shutdown_timeout)
         self.sampler = BulkStatsSampler(libvirt_conn, self.vms)
         self._domain_events = DomainEvents(self.vms, on_reboot=self._guest_rebooted)
-        libvirt_conn.add_listeners(on_connect=self._domain_events.register)
+        libvirt_conn.add_listeners(on_connect=self._connected)
+
+    # --- libvirt connection -------------------------------------------------------------
+
+    def _connected(self, conn: Any) -> None:
+        """Every (re)connection: events again, and what was missed meanwhile caught up."""
+        self._domain_events.register(conn)
+        if len(self.vms):
+            try:
+                self._work.dispatch(self._resync, timeout=120.0)
+            except errors.VirtHostError as e:
+                log.warning("cannot resynchronise VM statuses now: %s", e)
+
+    def _resync(self) -> None:
+        found = {d.uuid: d for d in self._libvirt.call(list_domains, "resynchronising VMs")}
+        for vm in self.vms.all():
+            if vm.is_down or vm.status in (vmstatus.WAIT_FOR_LAUNCH, vmstatus.RESTORING_STATE):
+                continue
+            domain = found.get(vm.id)
+            if domain is None:
+                vm.go_down(ExitReason.LIBVIRT_DOMAIN_MISSING)
+            elif domain.state == libvirt.VIR_DOMAIN_SHUTOFF:
+                vm.go_down(vm.stop_reason or shutoff_reason(domain.reason))
+            else:
+                agent = AGENT_CONNECTED in domain.xml
+                vm.guest_agent_connected = agent
+                vm.set_status(lifecycle.status_of_domain_state(domain.state, domain.reason, agent))
+        log.info("VM statuses resynchronised with libvirt")
 
     # --- helpers -----------------------------------------------------------------------
 
@@ -136,7 +164,9 @@ class VirtService:
     def create(self, vm_id: str, params: Mapping[str, Any]) -> dict[str, Any]:
         vm_id = validate.uuid(vm_id, "vmID")
         domain = self._domain_from_params(vm_id, params)
-        vm = self.new_vm(vm_id, domain.name)
+        restore_from = _restore_path(params)
+        initial = vmstatus.RESTORING_STATE if restore_from else vmstatus.WAIT_FOR_LAUNCH
+        vm = self.new_vm(vm_id, domain.name, initial)
         vm.launch_paused = _flag(params.get("launchPaused", domain.metadata.launch_paused))
         vm.custom = {str(k): str(v) for k, v in domain.metadata.custom.items()}
         vm.destroy_on_reboot = bool(domain.metadata.destroy_on_reboot)
@@ -145,7 +175,9 @@ class VirtService:
         self._refuse_existing_domain(vm_id)
         self.vms.add(vm)
         try:
-            self._creation.dispatch(lambda: self._starter.start(vm, domain), timeout=600.0)
+            self._creation.dispatch(
+                lambda: self._starter.start(vm, domain, restore_from), timeout=600.0
+            )
         except errors.VirtHostError:
             self.vms.remove(vm_id)
             raise
@@ -251,6 +283,34 @@ class VirtService:
             timeout=limit * 3 + 60,
         )
 
+    def hibernate(self, vm_id: str, handle: Any) -> None:
+        """Save the guest's memory to a file and stop it (Down, SAVE_STATE_SUCCEEDED)."""
+        vm = self.running_vm(vm_id)
+        path = _hibernation_path(handle)
+        previous = vm.status
+        with vm.lock:
+            vm.stop_reason = ExitReason.SAVE_STATE_SUCCEEDED
+        vm.set_status(vmstatus.SAVING_STATE)
+        if self._hooks is not None and vm.domain_xml:
+            self._hooks.run_domxml(
+                "before_vm_hibernate", vm.domain_xml, custom=vm.custom, vm_id=vm.id,
+                raise_errors=False,
+            )
+
+        def save() -> None:
+            try:
+                self.domain_call(vm, "hibernating", lambda dom: dom.save(path))
+            except errors.VirtHostError as e:
+                log.error("vm %s: hibernation failed: %s", vm.id, e)
+                with vm.lock:
+                    vm.stop_reason = None
+                vm.set_status(previous)
+                return
+            vm.go_down(ExitReason.SAVE_STATE_SUCCEEDED)
+            log.info("vm %s hibernated to %s", vm.id, path)
+
+        self._work.dispatch(save, timeout=self._settings.destroy_timeout * 10)
+
     def pause(self, vm_id: str) -> None:
         vm = self.running_vm(vm_id)
         self.domain_call(vm, "pausing", lambda dom: dom.suspend())
@@ -332,6 +392,28 @@ class VirtService:
 class _VmDestroyFailed(errors.VirtHostError):
     code = 42
     message = "Virtual machine destroy error"
+
+
+def _hibernation_path(handle: Any) -> str:
+    """The memory image file of VM.hibernate. Storage volume handles need storage domains."""
+    if isinstance(handle, str) and handle.startswith("/"):
+        return str(validate.absolute_path(handle, "hibernationVolHandle"))
+    raise errors.UnsupportedOperation(
+        "hibernation to storage volumes needs a connected storage pool; give a file path"
+    )
+
+
+def _restore_path(params: Mapping[str, Any]) -> str | None:
+    """The memory image VM.create restores from: ``restoreState`` or a path handle."""
+    for key in ("restoreState", "hiberVolHandle"):
+        value = params.get(key)
+        if value:
+            return _hibernation_path(value)
+    if params.get("memoryDumpVolume"):
+        raise errors.UnsupportedOperation(
+            "restoring from storage volumes needs a connected storage pool"
+        )
+    return None
 
 
 def _flag(value: Any) -> bool:

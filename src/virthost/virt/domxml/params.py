@@ -9,12 +9,12 @@ turn one raw value into the type the builder uses or raise :class:`errors.Missin
 
 from __future__ import annotations
 
-import posixpath
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from virthost.common import errors
+from virthost.common.validate import absolute_path as absolute_path  # re-exported
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
@@ -73,18 +73,6 @@ def text(value: object, name: str, *, max_len: int = 4096) -> str:
     if len(value) > max_len:
         raise _invalid(name, value, f"longer than {max_len} characters")
     return value
-
-
-def absolute_path(value: object, name: str) -> str:
-    """An absolute, normalised path: no ``..``, ``.``, ``//`` or trailing ``/``."""
-    path = text(value, name)
-    if not path.startswith("/"):
-        raise _invalid(name, value, "not an absolute path")
-    if ".." in path.split("/"):
-        raise _invalid(name, value, "'..' not allowed")
-    if path.startswith("//") or posixpath.normpath(path) != path or path == "/":
-        raise _invalid(name, value, "not a normalised path")
-    return path
 
 
 def mac_address(value: object, name: str) -> str:
