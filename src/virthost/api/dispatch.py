@@ -31,14 +31,11 @@ class BoundCall:
     verb: Verb
     func: Callable[..., Any]
     kwargs: dict[str, Any]
+    fast: bool
 
     @property
     def method(self) -> str:
         return self.verb.method
-
-    @property
-    def fast(self) -> bool:
-        return self.verb.fast
 
     def __call__(self) -> Any:
         return self.func(**self.kwargs)
@@ -59,8 +56,13 @@ class Bridge:
         self._schema = schema
         self._ready = threading.Event()
         self._functions: dict[str, Callable[..., Any]] = {}
+        # an API object may veto running a fast verb inline (e.g. when hooks are installed)
+        self._inline: dict[str, Callable[[str], bool]] = {}
         for namespace, verbs in schema.namespaces.items():
             api = api_objects.get(namespace)
+            runs_inline = getattr(api, "runs_inline", None)
+            if callable(runs_inline):
+                self._inline[namespace] = runs_inline
             for verb in verbs.values():
                 func = getattr(api, verb.name, None) if api is not None else None
                 self._functions[verb.method] = (
@@ -89,4 +91,7 @@ class Bridge:
         kwargs = self._schema.validate_params(verb, params)
         if not self._ready.is_set() and method not in ALWAYS_AVAILABLE:
             raise errors.RecoveryInProgress()
-        return BoundCall(verb, self._functions[method], kwargs)
+        fast = verb.fast
+        if fast and verb.namespace in self._inline:
+            fast = self._inline[verb.namespace](verb.name)
+        return BoundCall(verb, self._functions[method], kwargs, fast)

@@ -37,6 +37,12 @@ class HostApi:
         self._host = host
         self._virt = virt
 
+    def runs_inline(self, verb: str) -> bool:
+        """Fast verbs run on the reactor, unless stats hooks have to run for them."""
+        if verb == "getAllVmStats" and self._virt is not None:
+            return not self._virt.stats_hooks_installed(one_vm=False)
+        return True
+
     # --- liveness ----------------------------------------------------------------------
 
     def ping(self) -> None:

@@ -217,6 +217,7 @@ class Daemon:
         return VmSummary(count=count, active=active)
 
     def start(self) -> None:
+        self.hooks.run_plain("before_virthost_start")
         eventloop.start()  # before the first libvirt connection is opened
         self.scheduler.start()
         for executor in self._executors():
@@ -250,4 +251,5 @@ class Daemon:
         self.scheduler.stop()
         self.libvirt.close()
         self.supervisor.close()
+        self.hooks.run_plain("after_virthost_stop")
         log.info("stopped")

@@ -30,6 +30,19 @@ log = logging.getLogger("virthost.virt.creation")
 
 
 class DomxmlHooks(Protocol):
+    def hooks(self, point: str) -> list[Any]: ...
+
+    def run_json(
+        self,
+        point: str,
+        data: Any,
+        *,
+        env: Any = ...,
+        custom: Any = ...,
+        vm_id: str | None = None,
+        raise_errors: bool = True,
+    ) -> Any: ...
+
     def run_domxml(
         self,
         point: str,

@@ -293,7 +293,10 @@ class VirtService:
         vm.set_status(vmstatus.SAVING_STATE)
         if self._hooks is not None and vm.domain_xml:
             self._hooks.run_domxml(
-                "before_vm_hibernate", vm.domain_xml, custom=vm.custom, vm_id=vm.id,
+                "before_vm_hibernate",
+                vm.domain_xml,
+                custom=vm.custom,
+                vm_id=vm.id,
                 raise_errors=False,
             )
 
@@ -311,16 +314,26 @@ class VirtService:
 
         self._work.dispatch(save, timeout=self._settings.destroy_timeout * 10)
 
+    def _domxml_hook(self, vm: Vm, point: str, raise_errors: bool) -> None:
+        if self._hooks is not None:
+            self._hooks.run_domxml(
+                point, vm.domain_xml, custom=vm.custom, vm_id=vm.id, raise_errors=raise_errors
+            )
+
     def pause(self, vm_id: str) -> None:
         vm = self.running_vm(vm_id)
+        self._domxml_hook(vm, "before_vm_pause", raise_errors=True)
         self.domain_call(vm, "pausing", lambda dom: dom.suspend())
         vm.set_status(vmstatus.PAUSED)
+        self._domxml_hook(vm, "after_vm_pause", raise_errors=False)
 
     def cont(self, vm_id: str) -> None:
         vm = self.running_vm(vm_id)
+        self._domxml_hook(vm, "before_vm_cont", raise_errors=True)
         self.domain_call(vm, "resuming", lambda dom: dom.resume())
         vm.pause_code = "NOERR"
         vm.set_status(vmstatus.UP if vm.guest_agent_connected else vmstatus.POWERING_UP)
+        self._domxml_hook(vm, "after_vm_cont", raise_errors=False)
 
     def reset(self, vm_id: str) -> None:
         vm = self.running_vm(vm_id)
@@ -342,11 +355,32 @@ class VirtService:
             report.update(self.sampler.stats_of(vm))
         return report
 
+    def stats_hooks_installed(self, one_vm: bool) -> bool:
+        """Whether stats hooks exist: then the stats verbs cannot run on the reactor."""
+        name = "get_vm_stats" if one_vm else "get_all_vm_stats"
+        return self._hooks is not None and any(
+            self._hooks.hooks(f"{when}_{name}") for when in ("before", "after")
+        )
+
+    def _hooked_stats(self, name: str, stats: list[dict[str, Any]], vm: Vm | None) -> Any:
+        if self._hooks is None:
+            return stats
+        custom = vm.custom if vm is not None else {}
+        vm_id = vm.id if vm is not None else None
+        self._hooks.run_json(f"before_{name}", {}, custom=custom, vm_id=vm_id, raise_errors=False)
+        return self._hooks.run_json(
+            f"after_{name}", stats, custom=custom, vm_id=vm_id, raise_errors=False
+        )
+
     def get_stats(self, vm_id: str) -> list[dict[str, Any]]:
-        return [self.stats(self.get_vm(vm_id))]
+        vm = self.get_vm(vm_id)
+        result: list[dict[str, Any]] = self._hooked_stats("get_vm_stats", [self.stats(vm)], vm)
+        return result
 
     def all_stats(self) -> list[dict[str, Any]]:
-        return [self.stats(vm) for vm in self.vms.all()]
+        stats = [self.stats(vm) for vm in self.vms.all()]
+        result: list[dict[str, Any]] = self._hooked_stats("get_all_vm_stats", stats, None)
+        return result
 
     def vm_list(
         self, full_status: bool = False, vm_ids: list[str] | None = None, only_uuid: bool = False

@@ -16,11 +16,10 @@ import libvirt
 import libvirt_qemu  # type: ignore[import-untyped]
 import pytest
 
-from virthost.client import errors as client_errors
-from virthost.common.pki import PkiPaths
-
 from fixtures import daemon as daemon_fixtures
 from guest import image
+from virthost.client import errors as client_errors
+from virthost.common.pki import PkiPaths
 
 from .test_vm_lifecycle import simple_params, wait_for
 
@@ -41,8 +40,10 @@ def services(pki: PkiPaths) -> Iterator[daemon_fixtures.Services]:
 
 def guest_uptime(conn: Any, vm_id: str) -> float:
     dom = conn.lookupByUUIDString(vm_id)
-    command = {"execute": "guest-exec",
-               "arguments": {"path": "/bin/cat", "arg": ["/proc/uptime"], "capture-output": True}}
+    command = {
+        "execute": "guest-exec",
+        "arguments": {"path": "/bin/cat", "arg": ["/proc/uptime"], "capture-output": True},
+    }
     for _ in range(50):
         try:
             pid = json.loads(libvirt_qemu.qemuAgentCommand(dom, json.dumps(command), 10, 0))
@@ -75,9 +76,7 @@ def test_hibernate_and_restore(services: daemon_fixtures.Services) -> None:
             wait_for(lambda: cli.VM.getStats(vmID=vm_id)[0].get("guestAgentConnected"))
             before = guest_uptime(conn, vm_id)
             cli.VM.hibernate(vmID=vm_id, hibernationVolHandle=str(memory))
-            down = wait_for(
-                lambda: (s := cli.VM.getStats(vmID=vm_id)[0])["status"] == "Down" and s
-            )
+            down = wait_for(lambda: (s := cli.VM.getStats(vmID=vm_id)[0])["status"] == "Down" and s)
             assert (down["exitCode"], down["exitReason"]) == (0, 5)
             assert memory.stat().st_size > 0
             cli.VM.destroy(vmID=vm_id)

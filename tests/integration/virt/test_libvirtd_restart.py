@@ -14,10 +14,9 @@ from pathlib import Path
 import libvirt
 import pytest
 
-from virthost.common.pki import PkiPaths
-
 from fixtures import daemon as daemon_fixtures
 from guest import image
+from virthost.common.pki import PkiPaths
 
 from .test_vm_lifecycle import simple_params, wait_for
 
@@ -64,8 +63,11 @@ def test_vms_survive_and_events_resume(services: daemon_fixtures.Services) -> No
             conn = libvirt.open("qemu:///system")
             try:
                 conn.lookupByUUIDString(vm_id).suspend()
-                wait_for(lambda: cli.VM.getStats(vmID=vm_id)[0]["status"] == "Paused",
-                         timeout=30, what="Paused from a libvirt event")
+                wait_for(
+                    lambda: cli.VM.getStats(vmID=vm_id)[0]["status"] == "Paused",
+                    timeout=30,
+                    what="Paused from a libvirt event",
+                )
                 conn.lookupByUUIDString(vm_id).resume()
                 wait_for(lambda: cli.VM.getStats(vmID=vm_id)[0]["status"] == "Up", timeout=30)
             finally:
