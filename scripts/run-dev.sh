@@ -42,6 +42,13 @@ socket = "$VAR/run/supervisor.sock"
 
 [sampling]
 host_stats_interval = 5.0
+
+[virt]
+# Our development machines cannot run KVM guests (nested virtualization): TCG is the default
+# here. VIRTHOST_DOMAIN_TYPE=auto picks KVM where /dev/kvm is usable.
+domain_type = "${VIRTHOST_DOMAIN_TYPE:-qemu}"
+vm_sample_interval = 5.0
+hooks_dir = "$VAR/hooks"
 CONF
 
 pids=()

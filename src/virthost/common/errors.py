@@ -15,6 +15,10 @@
      |   UnsupportedOperation 75, HookFailed 78, InvalidParameter 91,
      |   RecoveryInProgress 99, InvalidConfiguration 101, ActionStopped 443,
      |   ResourceTimeout 851, ResourceExhausted 1100, HookError 1500
+     +-- device/guest operations: SpiceTicketError 18, NonResponsiveGuestAgent 19,
+     |   ChangeDiskFailed 41, HotplugDiskFailed 45, HotunplugDiskFailed 46,
+     |   HotplugNicFailed 49, HotunplugNicFailed 50, MigrationInProgress 51,
+     |   BalloonError 53, FreezeGuestFSFailed 76, ThawGuestFSFailed 77
      +-- CommandError                     an external command failed (code 100)
      |    +-- CommandTimeout              it did not finish in time (code 3)
      +-- SupervisorError                  the privileged helper failed or is unreachable
@@ -222,3 +226,61 @@ def to_wire(exc: BaseException) -> dict[str, Any]:
     if isinstance(exc, VirtHostError):
         return exc.to_wire()
     return UnexpectedError().to_wire()
+
+
+# --- device and guest operations (VM.changeCD, hot(un)plug, balloon, freeze, ticket) -----
+
+
+class SpiceTicketError(VirtHostError):
+    code = 18
+    message = "Error while setting spice ticket"
+
+
+class NonResponsiveGuestAgent(VirtHostError):
+    code = 19
+    message = "Guest agent non-responsive"
+
+
+class ChangeDiskFailed(VirtHostError):
+    code = 41
+    message = "Failed to change disk image"
+
+
+class HotplugDiskFailed(VirtHostError):
+    code = 45
+    message = "Failed to hotplug disk"
+
+
+class HotunplugDiskFailed(VirtHostError):
+    code = 46
+    message = "Failed to hotunplug disk"
+
+
+class HotplugNicFailed(VirtHostError):
+    code = 49
+    message = "Failed to hotplug NIC"
+
+
+class HotunplugNicFailed(VirtHostError):
+    code = 50
+    message = "Failed to hotunplug NIC"
+
+
+class MigrationInProgress(VirtHostError):
+    code = 51
+    message = "Command not supported during migration"
+
+
+class BalloonError(VirtHostError):
+    code = 53
+    message = "Balloon operation is not available"
+
+
+class FreezeGuestFSFailed(VirtHostError):
+    code = 76
+    message = "Unable to freeze guest filesystems"
+
+
+class ThawGuestFSFailed(VirtHostError):
+    code = 77
+    message = "Unable to thaw guest filesystems"

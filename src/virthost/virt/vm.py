@@ -73,8 +73,8 @@ class Vm:
         if status not in vmstatus.ALL:
             raise ValueError(f"unknown VM status {status!r}")
         with self.lock:
-            if self._status == vmstatus.DOWN and status != vmstatus.DOWN:
-                log.debug("vm %s is Down; ignoring %s", self.id, status)
+            if self._status == vmstatus.DOWN:
+                log.debug("vm %s is Down already; ignoring %s", self.id, status)
                 return False
             if status == self._status and exit_info is None:
                 return False
@@ -82,7 +82,7 @@ class Vm:
             self._status = status
             self._status_time = max(monotonic_ms(), self._status_time + 1)
             if status == vmstatus.DOWN:
-                self.exit_info = exit_info or self.exit_info or ExitInfo.of(ExitReason.SUCCESS)
+                self.exit_info = exit_info or ExitInfo.of(ExitReason.SUCCESS)
         log.info("vm %s (%s): %s -> %s", self.id, self.name, previous, status)
         if self._on_status is not None:
             self._on_status(self)

@@ -130,3 +130,12 @@ def test_container() -> None:
     with pytest.raises(errors.NoSuchVM):
         vms.get("00000000-0000-0000-0000-000000000000")
     assert vms.remove(vm.id) is vm and len(vms) == 0
+
+
+def test_first_exit_reason_is_kept() -> None:
+    vm, published = make_vm()
+    vm.set_status(vmstatus.UP)
+    vm.go_down(ExitReason.USER_SHUTDOWN)
+    assert not vm.go_down(ExitReason.ADMIN_SHUTDOWN)
+    assert vm.exit_info is not None and vm.exit_info.reason == ExitReason.USER_SHUTDOWN
+    assert len([p for p in published if p["status"] == "Down"]) == 1
