@@ -19,6 +19,7 @@ from typing import Any
 
 import libvirt
 
+from virthost.common import errors
 from virthost.virt.connection import LibvirtConnection
 from virthost.virt.container import VmContainer
 from virthost.virt.vm import Vm
@@ -37,13 +38,22 @@ STATS_FLAGS = (
     libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE
     | libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT
 )
-STALE_AFTER_SAMPLES = 3
+NOWAIT = libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT
+# statistics libvirt reads from the QEMU monitor (left out under NOWAIT when it is busy)
+MONITOR_KEYS = ("balloon.last-update", "block.0.name", "balloon.available")
+BULK_TIMEOUT = 10.0  # seconds the bulk call may take before VMs are probed one by one
+PROBE_TIMEOUT = 2.0
 
 
 @dataclass(frozen=True)
 class Sample:
     taken: float  # monotonic seconds
     values: Mapping[str, Any]
+
+
+def _partial(before: Mapping[str, Any], now: Mapping[str, Any]) -> bool:
+    """True when ``now`` lacks what only the QEMU monitor gives and ``before`` had."""
+    return any(key in before and key not in now for key in MONITOR_KEYS)
 
 
 def _pct(delta: float, interval: float, scale: float = 1e9) -> str:
@@ -76,23 +86,81 @@ class BulkStatsSampler:
         self._lock = threading.Lock()
         self._samples: dict[str, tuple[Sample | None, Sample]] = {}
         self._last_cycle = 0.0
+        # VMs whose QEMU monitor did not answer: left out of the bulk call until they do
+        self._unresponsive: set[str] = set()
 
     def sample(self) -> None:
-        def collect(conn: Any) -> list[tuple[str, dict[str, Any]]]:
-            records = conn.getAllDomainStats(STATS_GROUPS, STATS_FLAGS)
-            return [(dom.UUIDString(), dict(values)) for dom, values in records]
+        """One cycle: a bulk call for the responsive VMs, one probe per unresponsive VM."""
+        suspects = set(self._unresponsive)
+        try:
+            records = self._libvirt.call(
+                lambda conn: self._collect(conn, suspects), "sampling VM statistics", BULK_TIMEOUT
+            )
+        except errors.VirtHostError as e:
+            log.warning("bulk VM statistics did not answer (%s); probing VMs one by one", e)
+            self._probe([vm.id for vm in self._vms.all() if not vm.is_down])
+            return
+        self._store(records)
+        if suspects:
+            self._probe(sorted(suspects))
 
-        records = self._libvirt.call(collect, "sampling VM statistics")
+    @staticmethod
+    def _collect(conn: Any, excluded: set[str]) -> list[tuple[str, dict[str, Any]]]:
+        if not excluded:
+            records = conn.getAllDomainStats(STATS_GROUPS, STATS_FLAGS)
+        else:
+            doms = [
+                d
+                for d in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE)
+                if d.UUIDString() not in excluded
+            ]
+            records = conn.domainListGetStats(doms, STATS_GROUPS, NOWAIT) if doms else []
+        return [(dom.UUIDString(), dict(values)) for dom, values in records]
+
+    def _probe(self, vm_ids: list[str]) -> None:
+        """Sample each VM alone, briefly: who answers is responsive again."""
+        for vm_id in vm_ids:
+
+            def one(conn: Any, vm_id: str = vm_id) -> list[tuple[str, dict[str, Any]]]:
+                dom = conn.lookupByUUIDString(vm_id)
+                return [
+                    (vm_id, dict(v)) for _, v in conn.domainListGetStats([dom], STATS_GROUPS, 0)
+                ]
+
+            try:
+                records = self._libvirt.call(one, f"probing vm {vm_id}", PROBE_TIMEOUT)
+            except errors.VirtHostError:
+                if vm_id not in self._unresponsive:
+                    log.warning("vm %s: QEMU monitor not responding", vm_id)
+                self._unresponsive.add(vm_id)
+                continue
+            self._store(records, new_cycle=False)
+
+    def _store(self, records: list[tuple[str, dict[str, Any]]], new_cycle: bool = True) -> None:
         now = time.monotonic()
         with self._lock:
-            self._last_cycle = now
+            if new_cycle:
+                self._last_cycle = now
             for vm_id, values in records:
                 previous = self._samples.get(vm_id)
+                if previous is not None and _partial(previous[1].values, values):
+                    # libvirt skipped what needs the QEMU monitor: another call holds it
+                    if vm_id not in self._unresponsive:
+                        log.warning("vm %s: QEMU monitor busy or not responding", vm_id)
+                    self._unresponsive.add(vm_id)
+                    continue
+                if vm_id in self._unresponsive:
+                    log.info("vm %s: QEMU monitor responding again", vm_id)
+                    self._unresponsive.discard(vm_id)
                 self._samples[vm_id] = (previous[1] if previous else None, Sample(now, values))
+
+    def responsive(self, vm_id: str) -> bool:
+        return vm_id not in self._unresponsive
 
     def forget(self, vm_id: str) -> None:
         with self._lock:
             self._samples.pop(vm_id, None)
+        self._unresponsive.discard(vm_id)
 
     def _pair(self, vm_id: str) -> tuple[Sample | None, Sample | None, bool]:
         with self._lock:
@@ -106,6 +174,7 @@ class BulkStatsSampler:
 
     def stats_of(self, vm: Vm) -> dict[str, Any]:
         first, last, fresh = self._pair(vm.id)
+        fresh = fresh and vm.id not in self._unresponsive
         if last is None:
             return {"monitorResponse": "0" if fresh else "-1"}
         values = last.values

@@ -254,3 +254,34 @@ def test_launch_paused(
     assert conn.lookupByUUIDString(vm_id).state()[0] == libvirt.VIR_DOMAIN_PAUSED
     cli.VM.cont(vmID=vm_id)
     wait_for(lambda: status(cli, vm_id) == "Up", what="Up")
+
+
+def test_hung_qemu_monitor_shows_unresponsive_and_others_go_on(
+    cli: Client, vm_id: str, guest: image.GuestImage, logs: Path, conn: Any
+) -> None:
+    other = str(uuid.uuid4())
+    try:
+        boot(cli, vm_id, guest, logs)
+        boot(cli, other, guest, logs)
+        wait_for(lambda: "cpuUser" in stats(cli, other), what="stats of the other VM")
+        pid = int(Path(f"/run/libvirt/qemu/tiny-{vm_id[:8]}.pid").read_text())
+        os.kill(pid, 19)  # SIGSTOP: its QEMU monitor stops answering
+        try:
+
+            def hung_and_other_fine() -> bool:
+                entries = {s["vmId"]: s for s in cli.Host.getAllVmStats()}
+                return (
+                    entries[vm_id]["monitorResponse"] == "-1"
+                    and entries[other]["monitorResponse"] == "0"
+                )
+
+            wait_for(hung_and_other_fine, timeout=90, what="hung VM reported -1, other 0")
+            assert stats(cli, other)["status"] == "Up"
+        finally:
+            os.kill(pid, 18)  # SIGCONT
+        wait_for(
+            lambda: stats(cli, vm_id)["monitorResponse"] == "0", timeout=90, what="responsive again"
+        )
+    finally:
+        with contextlib.suppress(client_errors.ServerError):
+            cli.VM.destroy(vmID=other)
