@@ -24,6 +24,7 @@ from virthost.common.pki import PkiPaths  # noqa: E402
 Services = fixtures.Services
 make_workdir = fixtures.make_workdir
 make_pki = fixtures.make_pki
+cleanup = fixtures.cleanup
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 

@@ -42,7 +42,7 @@ from typing import Any, TypeVar
 
 import _daemon
 import libvirt
-import libvirt_qemu
+import libvirt_qemu  # type: ignore[import-untyped]
 
 from guest import image
 from virthost.api.schema import Schema
@@ -459,7 +459,7 @@ def bench_test_driver(
             )
         rss_after = _daemon.rss_mib(pid)
     finally:
-        _daemon.fixtures.cleanup(services)
+        _daemon.cleanup(services)
     note("timing the sampling call on a test-driver replica")
     sample = test_driver_sample_seconds(guest, args.domains)
     return Stats(
@@ -621,10 +621,8 @@ def report(
     for label, r in ((f"with {guests.vms} guests", recovery), ("no VM (baseline)", empty_restart)):
         all_up = f"{r.all_up:>9.2f}s" if label != "no VM (baseline)" else f"{'-':>10}"
         print(f"  {label:<22} {r.listening:>9.2f}s {r.answering:>9.2f}s {all_up}")
-    print(
-        f"  recovery of {guests.vms} guests costs {recovery.all_up - empty_restart.answering:.2f} s "
-        f"over an empty start"
-    )
+    extra = recovery.all_up - empty_restart.answering
+    print(f"  recovering {guests.vms} guests costs {extra:.2f} s over an empty start")
 
 
 # --- main ----------------------------------------------------------------------------------
@@ -688,13 +686,13 @@ def main() -> int:
                 for vm_id in ids:
                     cli.VM.destroy(vmID=vm_id)
             empty_restart = restart_after_kill(services, schema, [])
-            _daemon.fixtures.cleanup(services)
+            _daemon.cleanup(services)
             services = None
             note(f"3. {args.domains} VMs on the test driver")
             test = bench_test_driver(pki, schema, guest, prefix, args)
         finally:
             if services is not None:
-                _daemon.fixtures.cleanup(services)
+                _daemon.cleanup(services)
             left = sweep(conn, prefix)
             if left:
                 note(f"cleaned up {left} domains left behind")
