@@ -556,10 +556,10 @@ def report_stats(stats: Stats, what: str, libvirt_where: str) -> None:
         f"   target < {TARGET_CPU_PCT:g}%: {verdict(pct < TARGET_CPU_PCT)}"
     )
     print(
-        f"    (all the daemon's CPU in the quiet window, {stats.window.daemon:.2f} s = "
-        f"{100 * stats.window.daemon / stats.window.wall:.2f}% of a core, {what})"
+        f"    (all the daemon's CPU in the quiet window: {stats.window.daemon:.2f} s, "
+        f"{100 * stats.window.daemon / stats.window.wall:.2f}% of a core;\n     {what})"
     )
-    if stats.window.libvirtd is not None:
+    if stats.window.libvirtd is not None and libvirt_where == QEMU_URI:
         print(
             f"  libvirtd CPU meanwhile: {ms(stats.window.libvirtd / stats.cycles)} per cycle "
             f"({100 * stats.window.libvirtd / stats.window.wall:.2f}% of a core)"
@@ -602,12 +602,12 @@ def report(
     )
     print()
     print(f"2. {guests.vms} real guests (created and Up with agent in {guests_setup:.1f} s)")
-    report_stats(guests, "with agent polls every 5 s and host stats every 15 s", "qemu:///system")
+    report_stats(guests, "it includes agent polls every 5 s, host stats every 15 s", QEMU_URI)
     print()
     print(
         f"3. {test.vms} VMs on {TEST_URI} (created through VM.create and Up in {test.setup:.1f} s)"
     )
-    report_stats(test, "incl. the test driver, which runs inside the daemon", "replica in-process")
+    report_stats(test, "it includes the test driver, which runs inside the daemon", "replica")
     assert test.rss_before is not None and test.rss_after is not None
     print(
         f"  daemon RSS: {test.rss_after:.1f} MiB with {test.vms} VMs "

@@ -14,6 +14,31 @@ if [ -f "$CONF" ] && ! grep -qF "$MARK" "$CONF"; then
     restart=1
 fi
 
+# What a host managed by an engine has (VDSM configures the same): the directory of the
+# guests' channel sockets, and SPICE with TLS (the engine's displays ask for a TLS port).
+mkdir -p /var/lib/libvirt/qemu/channels
+chown libvirt-qemu:kvm /var/lib/libvirt/qemu/channels 2>/dev/null || true
+chmod 0775 /var/lib/libvirt/qemu/channels
+SPICE=/etc/pki/virthost-spice
+if [ ! -f "$SPICE/server-cert.pem" ]; then
+    mkdir -p "$SPICE"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=virthost spice CA" \
+        -keyout "$SPICE/ca-key.pem" -out "$SPICE/ca-cert.pem" 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=$(hostname)" \
+        -keyout "$SPICE/server-key.pem" -out "$SPICE/server.csr" 2>/dev/null
+    openssl x509 -req -in "$SPICE/server.csr" -CA "$SPICE/ca-cert.pem" -CAkey "$SPICE/ca-key.pem" \
+        -CAcreateserial -days 3650 -out "$SPICE/server-cert.pem" 2>/dev/null
+    rm -f "$SPICE/server.csr"
+    chgrp kvm "$SPICE/server-key.pem" && chmod 0640 "$SPICE/server-key.pem"
+    chmod 0600 "$SPICE/ca-key.pem"
+fi
+QCONF=/etc/libvirt/qemu.conf
+QMARK="# virthost: SPICE over TLS"
+if [ -f "$QCONF" ] && ! grep -qF "$QMARK" "$QCONF"; then
+    printf '\n%s\nspice_tls = 1\nspice_tls_x509_cert_dir = "%s"\n' "$QMARK" "$SPICE" >> "$QCONF"
+    restart=1
+fi
+
 running() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
 if ! running /run/virtlogd.pid; then

@@ -1,10 +1,17 @@
-"""The VM namespace: translates VM.* verbs into calls of the VM service."""
+"""The VM namespace: translates VM.* verbs into calls of the VM service.
+
+Device and guest verbs (media, hot-plug, balloon, freeze, ticket, screenshot, getInfo) go to
+:class:`~virthost.virt.deviceops.DeviceOps` and :class:`~virthost.virt.devops_guest.GuestOps`,
+which work on the service's VMs through its public accessors.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from virthost.common import errors
+from virthost.virt.deviceops import DeviceOps, DomainAccess
+from virthost.virt.devops_guest import GuestOps
 from virthost.virt.service import VirtService
 
 
@@ -26,6 +33,9 @@ def as_bool(value: Any) -> bool:
 class VmApi:
     def __init__(self, virt: VirtService) -> None:
         self._virt = virt
+        access = DomainAccess(virt)
+        self._devices = DeviceOps(access)
+        self._guest = GuestOps(access)
 
     def create(self, vmID: str, vmParams: dict[str, Any]) -> dict[str, Any]:
         return self._virt.create(vmID, vmParams)
@@ -68,3 +78,48 @@ class VmApi:
 
     def setDestroyOnReboot(self, vmID: str) -> None:
         self._virt.set_destroy_on_reboot(vmID)
+
+    # --- devices and guest (virthost.virt.deviceops, devops_guest) -----------------------
+
+    def getInfo(self, vmID: str) -> dict[str, Any]:
+        return self._devices.info(vmID)
+
+    def changeCD(self, vmID: str, driveSpec: Any) -> dict[str, Any]:
+        return self._devices.change_media(vmID, "cdrom", driveSpec)
+
+    def changeFloppy(self, vmID: str, driveSpec: Any) -> dict[str, Any]:
+        return self._devices.change_media(vmID, "floppy", driveSpec)
+
+    def hotplugDisk(self, vmID: str, params: dict[str, Any]) -> dict[str, Any]:
+        return self._devices.hotplug_disk(vmID, params)
+
+    def hotunplugDisk(self, vmID: str, params: dict[str, Any]) -> dict[str, Any]:
+        return self._devices.hotunplug_disk(vmID, params)
+
+    def hotplugNic(self, vmID: str, params: dict[str, Any]) -> dict[str, Any]:
+        return self._devices.hotplug_nic(vmID, params)
+
+    def hotunplugNic(self, vmID: str, params: dict[str, Any]) -> dict[str, Any]:
+        return self._devices.hotunplug_nic(vmID, params)
+
+    def setBalloonTarget(self, vmID: str, target: Any) -> None:
+        self._guest.set_balloon_target(vmID, as_int(target, "target"))
+
+    def freeze(self, vmID: str) -> None:
+        self._guest.freeze(vmID)
+
+    def thaw(self, vmID: str) -> None:
+        self._guest.thaw(vmID)
+
+    def setTicket(
+        self,
+        vmID: str,
+        password: str,
+        ttl: Any,
+        existingConnAction: str,
+        params: dict[str, Any] | None = None,
+    ) -> None:
+        self._guest.set_ticket(vmID, password, as_int(ttl, "ttl"), existingConnAction, params)
+
+    def screenshot(self, vmID: str) -> dict[str, Any]:
+        return self._guest.screenshot(vmID)

@@ -145,13 +145,14 @@ class HookRunner:
     ) -> str:
         """Run ``point``'s scripts on ``domxml``; return the XML as the scripts left it."""
         _check_point(point, points.DOMXML_POINTS, "run_domxml")
+        _checked_env(env)
         return self._run_with_data(
             point,
             DOMXML_VAR,
             domxml.encode("utf-8"),
             bytes.decode,  # UTF-8, strict
             domxml,
-            _environment(env, custom, vm_id),
+            lambda: _environment(env, custom, vm_id),
             raise_errors,
         )
 
@@ -171,13 +172,14 @@ class HookRunner:
         file.
         """
         _check_point(point, points.JSON_POINTS, "run_json")
+        _checked_env(env)
         return self._run_with_data(
             point,
             JSON_VAR,
             json.dumps(data).encode("utf-8"),
             json.loads,
             data,
-            _environment(env, custom, vm_id),
+            lambda: _environment(env, custom, vm_id),
             raise_errors,
         )
 
@@ -202,12 +204,13 @@ class HookRunner:
         content: bytes,
         decode: Callable[[bytes], _T],
         initial: _T,
-        environment: dict[str, str],
+        make_environment: Callable[[], dict[str, str]],
         raise_errors: bool,
     ) -> _T:
         scripts = self.hooks(point)
         if not scripts:
-            return initial
+            return initial  # nothing to run: no environment, no temporary file
+        environment = make_environment()
         current = initial
         with self._data_file(point, content) as path:
             environment[variable] = str(path)
@@ -315,14 +318,9 @@ def _environment(
         if not name.startswith(_RESERVED_PREFIX) and name != VM_ID_VAR
     }
     for name, value in custom.items():
-        _check_custom_name(name)
-        environment[name] = _custom_value(name, value)
-    for name, value in env.items():
-        if not isinstance(name, str) or not _ENV_NAME.fullmatch(name) or _is_reserved(name):
-            raise ValueError(f"invalid hook environment variable name {name!r}")
-        if not isinstance(value, str) or "\0" in value:
-            raise ValueError(f"invalid value for hook environment variable {name}")
-        environment[name] = value
+        if _usable_custom(name, value):
+            environment[name] = str(value)
+    environment.update(_checked_env(env))
     if vm_id is not None:
         if "\0" in vm_id:
             raise errors.InvalidParameter(f"vmId {vm_id!r} contains a NUL character")
@@ -330,30 +328,37 @@ def _environment(
     return environment
 
 
+def _checked_env(env: Mapping[str, str]) -> Mapping[str, str]:
+    """The daemon's own per-call variables: a bad one is a programming error."""
+    for name, value in env.items():
+        if not isinstance(name, str) or not _ENV_NAME.fullmatch(name) or _is_reserved(name):
+            raise ValueError(f"invalid hook environment variable name {name!r}")
+        if not isinstance(value, str) or "\0" in value:
+            raise ValueError(f"invalid value for hook environment variable {name}")
+    return env
+
+
 def _is_reserved(name: str) -> bool:
     return name.startswith(_RESERVED_PREFIX) or name == VM_ID_VAR
 
 
-def _check_custom_name(name: object) -> None:
-    if not isinstance(name, str) or not _ENV_NAME.fullmatch(name):
-        raise errors.InvalidParameter(
-            f"custom property name {name!r} is not a valid environment variable name",
-            name=name,
-        )
+def _usable_custom(name: object, value: object) -> bool:
+    """Whether a custom property can be passed to hooks; the others are left out, logged.
+
+    Engines use names such as ``device_<uuid>`` or with dashes: any name the environment can
+    hold is passed (scripts in Python read them from ``os.environ``), except empty ones, ones
+    with ``=`` or NUL, and names that are ours or change what code a script runs.
+    """
+    if not isinstance(name, str) or not name or "=" in name or "\0" in name:
+        log.warning("custom property %r cannot be an environment variable; not passed", name)
+        return False
     if _is_reserved(name) or name in _PROTECTED_NAMES or name.startswith(_PROTECTED_PREFIXES):
-        raise errors.InvalidParameter(
-            f"custom property name {name!r} is reserved and cannot be passed to hooks",
-            name=name,
-        )
-
-
-def _custom_value(name: str, value: object) -> str:
-    text = str(value)
-    if "\0" in text:
-        raise errors.InvalidParameter(
-            f"custom property {name!r} contains a NUL character", name=name
-        )
-    return text
+        log.warning("custom property %r is reserved; not passed to hooks", name)
+        return False
+    if "\0" in str(value):
+        log.warning("custom property %r has a NUL character; not passed to hooks", name)
+        return False
+    return True
 
 
 def _log_output(name: str, result: CommandResult) -> None:

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import libvirt
 
 from virthost.common import errors
-from virthost.virt import vmstatus
+from virthost.virt import hostenv, vmstatus
 from virthost.virt.connection import LibvirtConnection
 from virthost.virt.domxml import DomainXml, prepare_for_host
 from virthost.virt.vm import Vm
@@ -92,6 +92,17 @@ class VmStarter:
         self._libvirt = libvirt_conn
         self._settings = settings
         self._hooks = hooks
+        self._security_models: frozenset[str] | None = None
+
+    def _host_security_models(self) -> frozenset[str] | None:
+        if self._security_models is None:
+            try:
+                self._security_models = self._libvirt.call(
+                    hostenv.security_models, "reading security models"
+                )
+            except errors.VirtHostError as e:
+                log.warning("cannot read the host's security models: %s", e)
+        return self._security_models
 
     def start(self, vm: Vm, domain: DomainXml, restore_from: str | None = None) -> None:
         """Run in a creation worker: define and start the domain, or leave the VM Down.
@@ -120,6 +131,7 @@ class VmStarter:
             tcg_cache_mib=self._settings.tcg_cache_mib,
             emulator=host_emulator(domain, self._settings.emulator),
             machine=host_machine(domain.os.machine),
+            security_models=self._host_security_models(),
         )
         xml = prepared.to_xml()
         if self._hooks is not None:
@@ -132,6 +144,8 @@ class VmStarter:
 
     def _define_and_restore(self, vm: Vm, xml: str, path: str) -> None:
         def define_and_restore(conn: Any) -> str:
+            for network in hostenv.display_networks(xml):
+                hostenv.ensure_network(conn, network)
             dom = conn.defineXML(xml)
             try:
                 # the image carries the exact (ABI-stable) definition it was saved with
@@ -152,6 +166,8 @@ class VmStarter:
         flags = libvirt.VIR_DOMAIN_START_PAUSED if vm.launch_paused else 0
 
         def define_and_start(conn: Any) -> str:
+            for network in hostenv.display_networks(xml):
+                hostenv.ensure_network(conn, network)
             dom = conn.defineXML(xml)
             try:
                 dom.createWithFlags(flags)

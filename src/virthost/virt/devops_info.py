@@ -42,9 +42,10 @@ def vm_definition(vm: Vm, xml: str) -> dict[str, Any]:
     except errors.VirtHostError:
         return info
     info.update(_domain(root))
-    devices = root.find("devices")
-    info["devices"] = [] if devices is None else [_device(child) for child in devices]
-    graphics = [] if devices is None else devices.findall("graphics")
+    devices_element = root.find("devices")
+    devices = [] if devices_element is None else list(devices_element)
+    info["devices"] = [_device(child) for child in devices if child.tag != "emulator"]
+    graphics = [child for child in devices if child.tag == "graphics"]
     info["displayInfo"] = [_display_info(g) for g in graphics]
     if graphics:
         first = graphics[0]

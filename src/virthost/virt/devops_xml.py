@@ -12,9 +12,9 @@ Three rules, for the same reasons as in :mod:`virthost.virt.domxml`:
   ever formatted into markup.
 * Live devices are found by comparing values (alias, target, MAC), never with an XPath built
   from wire values.
-* A changed device is a *copy of the live element* with one thing changed (the medium, the
-  password): libvirt matches an update on target, bus, alias and address, and everything the
-  request did not mention must stay as it is.
+* A changed or removed device is given to libvirt as a *copy of the live element* (with one
+  thing changed: the medium, the password): libvirt matches it on target, bus, alias, MAC and
+  address, and everything the request did not mention must stay as it is.
 
 Nothing here talks to libvirt.
 """
@@ -24,7 +24,7 @@ from __future__ import annotations
 import copy
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from virthost.common import errors, validate
@@ -106,7 +106,9 @@ def disk_from_drive(drive: Mapping[str, object]) -> ET.Element:
     else:
         xmlutil.sub(disk, "target", bus=iface)  # named by assign_target
     if drive.get("serial") is not None:
-        xmlutil.sub(disk, "serial", validate.safe_name(drive["serial"], "drive.serial", _SERIAL_MAX))
+        xmlutil.sub(
+            disk, "serial", validate.safe_name(drive["serial"], "drive.serial", _SERIAL_MAX)
+        )
     if readonly:
         xmlutil.sub(disk, "readonly")
     _add_alias(disk, drive, "drive.alias")
@@ -319,22 +321,6 @@ def has_device(live: ET.Element, tag: str, key: str) -> bool:
     return any(mac_of(n) == key for n in live.iterfind("devices/interface"))
 
 
-def detach_form(device: ET.Element) -> ET.Element:
-    """``device`` without what only the live definition has (libvirt's own alias, address).
-
-    libvirt finds the device to detach by target (disks) or MAC (NICs), in the live and in
-    the persistent definition; a live-only alias or PCI address would not match the latter.
-    """
-    detached = copy.deepcopy(device)
-    detached.tail = None
-    for child in list(detached):
-        if child.tag == "address" or (
-            child.tag == "alias" and not (child.get("name") or "").startswith("ua-")
-        ):
-            detached.remove(child)
-    return detached
-
-
 def with_medium(live_disk: ET.Element, path: str | None) -> ET.Element:
     """A copy of the live cdrom/floppy with ``path`` as its medium (no medium: None)."""
     disk = copy.deepcopy(live_disk)
@@ -391,4 +377,3 @@ def tostring(element: ET.Element) -> str:
 def parse_live(xml: str) -> ET.Element:
     """libvirt's XMLDesc output (trusted, but refused all the same if it has a DTD)."""
     return xmlutil.parse(xml, "live domain XML")
-

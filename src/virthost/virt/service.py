@@ -21,7 +21,7 @@ from virthost.common import errors, validate
 from virthost.common.executor import Executor
 from virthost.common.scheduler import Scheduler
 from virthost.rpc.events import EventBus, event_name
-from virthost.virt import lifecycle, vmstatus
+from virthost.virt import hostenv, lifecycle, vmstatus
 from virthost.virt.connection import LibvirtConnection
 from virthost.virt.container import VmContainer
 from virthost.virt.creation import CreationSettings, DomxmlHooks, VmStarter, undefine_domain
@@ -88,6 +88,7 @@ class VirtService:
     def _connected(self, conn: Any) -> None:
         """Every (re)connection: events again, and what was missed meanwhile caught up."""
         self._domain_events.register(conn)
+        hostenv.ensure_nwfilter(conn)
         if len(self.vms):
             try:
                 self._work.dispatch(self._resync, timeout=120.0)

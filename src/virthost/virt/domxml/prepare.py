@@ -52,6 +52,7 @@ def prepare_for_host(
     agent_channel: bool = True,
     emulator: str | None = None,
     machine: str | None = None,
+    security_models: frozenset[str] | None = None,
 ) -> DomainXml:
     """A copy of ``dom`` ready to define on this host (see the module docstring)."""
     if domain_type not in DOMAIN_TYPES:
@@ -73,6 +74,7 @@ def prepare_for_host(
     if domain_type == "qemu":
         _set_tcg_cache(root, tcg_cache_mib)
         _make_cpu_tcg_safe(root)
+        _widen_address_space(root)
     else:
         _drop_tcg_features(root)
     if emulator is not None:
@@ -81,6 +83,8 @@ def prepare_for_host(
         xmlutil.ensure_child(xmlutil.ensure_child(root, "os"), "type").set(
             "machine", validate.safe_name(machine, "machine")
         )
+    if security_models is not None:
+        _drop_foreign_seclabels(root, security_models)
     if agent_channel and not prepared.devices.has_guest_agent_channel:
         _add_agent_channel(_devices(root))
     if find_vm_element(root) is None:
@@ -127,6 +131,40 @@ def _make_cpu_tcg_safe(root: ET.Element) -> None:
             root.remove(cpu)
     elif mode == "custom" and cpu.find("model") is not None:
         cpu.set("check", "none")
+
+
+def _widen_address_space(root: ET.Element) -> None:
+    """Give a TCG guest the physical address bits its ``<maxMemory>`` needs.
+
+    Distribution machine types take the host's address width; upstream ``pc``/``q35`` under
+    TCG emulate 40 bits, too few for an engine's memory hot-plug ceiling (often terabytes).
+    """
+    limit = xmlutil.memory_kib(root.find("maxMemory"))
+    if not limit:
+        return
+    cpu = root.find("cpu")
+    if cpu is not None and cpu.find("maxphysaddr") is not None:
+        return
+    needed = (2 * limit * 1024 + 64 * 1024**3).bit_length()
+    bits = min(52, max(40, needed))
+    if cpu is None:
+        cpu = ET.Element("cpu")
+        position = len(root)
+        for index, child in enumerate(root):
+            if child.tag in ("devices", "clock", "on_poweroff", "features"):
+                position = min(position, index)
+        xmlutil.insert_child(root, position, cpu)
+    xmlutil.sub(cpu, "maxphysaddr", mode="emulate", bits=str(bits))
+
+
+def _drop_foreign_seclabels(root: ET.Element, models: frozenset[str]) -> None:
+    """Drop ``<seclabel>`` elements for security drivers this host does not run (SELinux on
+    a host without it): libvirt refuses the whole domain otherwise."""
+    for parent in root.iter():
+        for label in list(parent.findall("seclabel")):
+            model = label.get("model")
+            if model and model not in models:
+                parent.remove(label)
 
 
 def _devices(root: ET.Element) -> ET.Element:
