@@ -154,7 +154,8 @@ def _widen_address_space(root: ET.Element) -> None:
             if child.tag in ("devices", "clock", "on_poweroff", "features"):
                 position = min(position, index)
         xmlutil.insert_child(root, position, cpu)
-    xmlutil.sub(cpu, "maxphysaddr", mode="emulate", bits=str(bits))
+    physaddr = ET.Element("maxphysaddr", mode="emulate", bits=str(bits))
+    xmlutil.insert_child(cpu, len(cpu), physaddr)
 
 
 def _drop_foreign_seclabels(root: ET.Element, models: frozenset[str]) -> None:

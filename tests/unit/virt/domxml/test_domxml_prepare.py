@@ -202,3 +202,32 @@ def test_bad_arguments_are_refused(kwargs: dict[str, Any], param: str) -> None:
     with pytest.raises(errors.InvalidParameter) as caught:
         prepare_for_host(parse_domain(domain()), **kwargs)
     assert caught.value.context.get("param") == param
+
+
+def test_foreign_security_labels_are_dropped() -> None:
+    from virthost.virt.domxml import parse_domain, prepare_for_host
+
+    dom = parse_domain(
+        "<domain type='kvm'><name>s</name><uuid>5f0b1f0e-9a55-4a4f-8b1d-1e0123456789</uuid>"
+        "<memory>131072</memory><devices><disk type='file' device='disk'>"
+        "<source file='/x.img'><seclabel model='selinux' relabel='no'/></source>"
+        "<target dev='vda'/></disk></devices>"
+        "<seclabel type='none' model='selinux'/><seclabel type='dynamic' model='dac'/></domain>"
+    )
+    xml = prepare_for_host(dom, domain_type="qemu", security_models=frozenset({"dac"})).to_xml()
+    assert "selinux" not in xml
+    assert 'model="dac"' in xml or "model='dac'" in xml
+    kept = prepare_for_host(dom, domain_type="qemu").to_xml()
+    assert kept.count("selinux") == 2
+
+
+def test_tcg_gets_address_bits_for_max_memory() -> None:
+    from virthost.virt.domxml import parse_domain, prepare_for_host
+
+    dom = parse_domain(
+        "<domain type='kvm'><name>m</name><uuid>5f0b1f0e-9a55-4a4f-8b1d-1e0123456780</uuid>"
+        "<maxMemory slots='16' unit='TiB'>4</maxMemory><memory>131072</memory></domain>"
+    )
+    qemu = prepare_for_host(dom, domain_type="qemu").to_xml()
+    assert 'bits="44"' in qemu
+    assert "maxphysaddr" not in prepare_for_host(dom, domain_type="kvm").to_xml()
