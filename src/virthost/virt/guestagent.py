@@ -9,11 +9,13 @@ kept on the VM and merged into its statistics; getStats never waits for an agent
 from __future__ import annotations
 
 import functools
+import json
 import logging
 from collections.abc import Mapping
 from typing import Any
 
 import libvirt
+import libvirt_qemu  # type: ignore[import-untyped]
 
 from virthost.common import errors
 from virthost.common.executor import Executor
@@ -130,6 +132,18 @@ class GuestAgentPoller:
                 found.update(translate_guest_info(dom.guestInfo(INFO_TYPES, 0)))
             except libvirt.libvirtError as e:
                 log.debug("vm %s: guest info: %s", vm.id, e)
+            try:
+                answer = libvirt_qemu.qemuAgentCommand(
+                    dom, '{"execute": "guest-info"}', int(self._timeout), 0
+                )
+                version = json.loads(answer).get("return", {}).get("version", "")
+                apps = [f"qemu-guest-agent-{version}"] if version else []
+                kernel = found.get("guestOsInfo", {}).get("kernel")
+                if kernel:
+                    apps.append(f"kernel-{kernel}")
+                found["appsList"] = apps
+            except (libvirt.libvirtError, ValueError) as e:
+                log.debug("vm %s: guest-info: %s", vm.id, e)
             try:
                 source = libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT
                 found.update(translate_interfaces(dom.interfaceAddresses(source, 0)))

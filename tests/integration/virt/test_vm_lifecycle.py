@@ -285,3 +285,37 @@ def test_hung_qemu_monitor_shows_unresponsive_and_others_go_on(
     finally:
         with contextlib.suppress(client_errors.ServerError):
             cli.VM.destroy(vmID=other)
+
+
+def test_reset_reboots_the_guest(
+    cli: Client, vm_id: str, guest: image.GuestImage, logs: Path
+) -> None:
+    boot(cli, vm_id, guest, logs)
+    console = logs / f"{vm_id}.log"
+    cli.VM.reset(vmID=vm_id)
+    wait_for(
+        lambda: console.read_text(errors="replace").count("TINYVM: ready") >= 2,
+        what="a second boot on the console",
+    )
+    assert status(cli, vm_id) in ("Up", "Powering up")
+
+
+def test_destroy_on_reboot(cli: Client, vm_id: str, guest: image.GuestImage, logs: Path) -> None:
+    boot(cli, vm_id, guest, logs)
+    wait_for(lambda: stats(cli, vm_id).get("guestAgentConnected"), what="agent")
+    cli.VM.setDestroyOnReboot(vmID=vm_id)
+    cli.VM.shutdown(vmID=vm_id, reboot=True)
+    gone = wait_for(
+        lambda: vm_id not in [v["vmId"] for v in cli.Host.getVMList()],
+        what="VM destroyed on its reboot",
+    )
+    assert gone
+
+
+def test_agent_reports_applications(
+    cli: Client, vm_id: str, guest: image.GuestImage, logs: Path
+) -> None:
+    boot(cli, vm_id, guest, logs)
+    apps = wait_for(lambda: stats(cli, vm_id).get("appsList"), what="appsList")
+    assert any(app.startswith("qemu-guest-agent-") for app in apps)
+    assert stats(cli, vm_id)["guestOsInfo"]["distribution"]
