@@ -44,6 +44,7 @@ docs: deps
 
 bench: libvirt
 	$(PY) bench/rpc.py
+	$(PY) bench/vm.py
 
 ## For real hosts: the package, the systemd units and the default configuration.
 install: deps

@@ -17,7 +17,9 @@ qemu:///system with TCG guests, and a second pair on libvirt's test driver):
    guest reported Up (it answers 99 until recovered); the same restart with no VM is the
    baseline.
 
-Every domain it creates is destroyed on the way out, whatever failed.
+Every domain it creates is destroyed on the way out, whatever failed. Other domains running
+on the same libvirtd (another daemon's tests, say) load the host and are sampled too: the report
+says how many there were.
 
     venv/bin/python bench/vm.py [--guests 20] [--domains 1000] [--runs 5]
 """
@@ -35,12 +37,13 @@ import threading
 import time
 import uuid
 import xml.etree.ElementTree as ET
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-import _daemon
+import _daemon  # first: it puts tests/ on sys.path (guest, fixtures)
 import libvirt
 import libvirt_qemu  # type: ignore[import-untyped]
 
@@ -192,6 +195,11 @@ def libvirtd_pid() -> int | None:
         return None
 
 
+def other_domains(conn: Any, prefix: str) -> int:
+    """Active domains on ``conn`` that are not this benchmark's (their load is in the figures)."""
+    return sum(1 for dom in conn.listAllDomains(0) if not dom.name().startswith(prefix))
+
+
 def sweep(conn: Any, prefix: str) -> int:
     """Destroy and undefine every domain whose name starts with ``prefix``."""
     removed = 0
@@ -272,6 +280,7 @@ class Stats:
     calls: list[float]  # getAllVmStats latencies
     ping: list[float]  # Host.ping2 latencies
     reply_bytes: int
+    reply_vms: int  # the daemon also reports VMs it recovered that are not the benchmark's
     window: CpuWindow
     interval: float
     sample: float  # seconds one sampling call takes in libvirt
@@ -295,15 +304,15 @@ class Stats:
 
 def measure_stats(
     cli: Client, pid: int, vms: int, calls: int, interval: float, cpu_seconds: float
-) -> tuple[list[float], list[float], int, CpuWindow]:
+) -> tuple[list[float], list[float], int, int, CpuWindow]:
     ping = latencies(cli.Host.ping2, calls)
     stats = latencies(cli.Host.getAllVmStats, calls)
     reply = cli.Host.getAllVmStats()
-    if len(reply) != vms:
+    if len(reply) < vms:
         raise RuntimeError(f"getAllVmStats reported {len(reply)} VMs, expected {vms}")
     size = len(json.dumps(reply, separators=(",", ":")))
     time.sleep(interval)  # let the calls' work finish before the quiet window
-    return stats, ping, size, cpu_window(pid, cpu_seconds)
+    return stats, ping, size, len(reply), cpu_window(pid, cpu_seconds)
 
 
 # --- 1. boot -------------------------------------------------------------------------------
@@ -389,7 +398,12 @@ def start_guests(
         ready = [v for v in ids if found[v]["status"] == "Up" and found[v]["guestAgentConnected"]]
         return True if len(ready) == count else None
 
-    wait_until(all_up, 60 + 10 * count, f"{count} guests Up with their agent", 0.5)
+    try:
+        wait_until(all_up, 60 + 10 * count, f"{count} guests Up with their agent", 0.5)
+    except TimeoutError as e:
+        found = statuses(cli)
+        seen = Counter(f"{found[v]['status']}/agent {found[v]['guestAgentConnected']}" for v in ids)
+        raise TimeoutError(f"{e}: {dict(seen)}") from None
     return ids, time.perf_counter() - t0
 
 
@@ -408,10 +422,10 @@ def bench_guests(
             "guest IPs",
             1.0,
         )
-    calls, ping, size, window = measure_stats(
+    calls, ping, size, count, window = measure_stats(
         cli, pid, len(ids), args.calls, args.sample_interval, args.cpu_seconds
     )
-    return Stats(len(ids), calls, ping, size, window, args.sample_interval, sample)
+    return Stats(len(ids), calls, ping, size, count, window, args.sample_interval, sample)
 
 
 # --- 3. test driver ------------------------------------------------------------------------
@@ -454,10 +468,13 @@ def bench_test_driver(
             setup = time.perf_counter() - t0
             note(f"{args.domains} test-driver VMs Up after {setup:.1f} s")
             time.sleep(3 * args.sample_interval)
-            calls, ping, size, window = measure_stats(
+            calls, ping, size, count, window = measure_stats(
                 cli, pid, args.domains, args.calls, args.sample_interval, args.cpu_seconds
             )
         rss_after = _daemon.rss_mib(pid)
+    except BaseException:
+        note("the test-driver daemon's log ends with:\n" + services.log_text()[-4000:])
+        raise
     finally:
         _daemon.cleanup(services)
     note("timing the sampling call on a test-driver replica")
@@ -467,6 +484,7 @@ def bench_test_driver(
         calls,
         ping,
         size,
+        count,
         window,
         args.sample_interval,
         sample,
@@ -544,7 +562,10 @@ def report_stats(stats: Stats, what: str, libvirt_where: str) -> None:
         f"  {'Host.ping2 (RPC floor)':<26} p50 {ms(_daemon.percentile(stats.ping, 0.5)):>9}"
         f"   p99 {ms(_daemon.percentile(stats.ping, 0.99)):>9}"
     )
-    print(f"  {'':<26} ({len(stats.calls)} calls each; reply {stats.reply_bytes / 1024:.0f} KiB)")
+    print(
+        f"  {'':<26} ({len(stats.calls)} calls each; reply {stats.reply_bytes / 1024:.0f} KiB "
+        f"for {stats.reply_vms} VMs)"
+    )
     print(
         f"  sampling call in libvirt ({libvirt_where}): {ms(stats.sample)}; "
         f"{stats.cycles:.1f} cycles of {stats.interval:g} s in {stats.window.wall:.1f} s"
@@ -603,11 +624,21 @@ def report(
     print()
     print(f"2. {guests.vms} real guests (created and Up with agent in {guests_setup:.1f} s)")
     report_stats(guests, "it includes agent polls every 5 s, host stats every 15 s", QEMU_URI)
+    assert guests.rss_before is not None and guests.rss_after is not None
+    print(
+        f"  daemon RSS: {guests.rss_after:.1f} MiB with {guests.vms} guests "
+        f"({guests.rss_before:.1f} MiB with none after the boot runs, "
+        f"{1024 * (guests.rss_after - guests.rss_before) / guests.vms:.0f} KiB per VM)"
+    )
     print()
     print(
         f"3. {test.vms} VMs on {TEST_URI} (created through VM.create and Up in {test.setup:.1f} s)"
     )
     report_stats(test, "it includes the test driver, which runs inside the daemon", "replica")
+    print(
+        f"  (the test driver samples only the state group: {test.reply_bytes / test.reply_vms:.0f} "
+        f"bytes per VM in the reply, {guests.reply_bytes / guests.reply_vms:.0f} for a real guest)"
+    )
     assert test.rss_before is not None and test.rss_after is not None
     print(
         f"  daemon RSS: {test.rss_after:.1f} MiB with {test.vms} VMs "
@@ -644,7 +675,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5, help="boots of each kind (1)")
     parser.add_argument("--calls", type=int, default=100, help="getAllVmStats calls (2, 3)")
     parser.add_argument("--sample-interval", type=float, default=1.0, help="vm_sample_interval")
-    parser.add_argument("--cpu-seconds", type=float, default=20.0, help="CPU window (2, 3)")
+    parser.add_argument("--cpu-seconds", type=float, default=30.0, help="CPU window (2, 3)")
     args = parser.parse_args()
     if min(args.guests, args.domains, args.runs, args.calls) < 1:
         parser.error("--guests, --domains, --runs and --calls must be at least 1")
@@ -660,8 +691,12 @@ def main() -> int:
     pki = _daemon.make_pki(work)
     events = UpEvents()
     services: _daemon.Services | None = None
-    with libvirt_connection(QEMU_URI) as conn:
+    libvirtd_at_start = libvirtd_pid()
+    others: list[int] = []
+    conn = libvirt.open(QEMU_URI)
+    try:
         try:
+            others.append(other_domains(conn, prefix))
             config = _daemon.quiet_config(
                 virt={
                     "domain_type": "qemu",
@@ -676,10 +711,14 @@ def main() -> int:
                 note(f"1. boot: {args.runs} runs of each")
                 boot = bench_boot(cli, conn, guest, logs, prefix, args.runs, events)
                 note(f"2. starting {args.guests} guests")
+                rss_idle = _daemon.rss_mib(_daemon.daemon_pid(services))
                 ids, guests_setup = start_guests(cli, guest, logs, prefix, args.guests)
                 note(f"{args.guests} guests Up after {guests_setup:.1f} s; measuring")
+                others.append(other_domains(conn, prefix))
                 sample = sample_seconds(conn)
                 guests = bench_guests(cli, _daemon.daemon_pid(services), ids, args, sample)
+                guests.rss_before = rss_idle
+                guests.rss_after = _daemon.rss_mib(_daemon.daemon_pid(services))
             note("4. kill -9 and restart")
             recovery = restart_after_kill(services, schema, ids)
             with _daemon.client(services, schema) as cli:
@@ -689,15 +728,27 @@ def main() -> int:
             _daemon.cleanup(services)
             services = None
             note(f"3. {args.domains} VMs on the test driver")
+            others.append(other_domains(conn, prefix))
             test = bench_test_driver(pki, schema, guest, prefix, args)
-        finally:
+        except BaseException:
             if services is not None:
-                _daemon.cleanup(services)
-            left = sweep(conn, prefix)
-            if left:
-                note(f"cleaned up {left} domains left behind")
-            shutil.rmtree(work, ignore_errors=True)
+                note("the daemon's log ends with:\n" + services.log_text()[-4000:])
+            raise
+    finally:
+        if services is not None:
+            _daemon.cleanup(services)
+        with contextlib.suppress(libvirt.libvirtError):
+            conn.close()
+        with libvirt_connection(QEMU_URI) as fresh:  # a new one: libvirtd may have restarted
+            left = sweep(fresh, prefix)
+        if left:
+            note(f"cleaned up {left} domains left behind")
+        shutil.rmtree(work, ignore_errors=True)
     report(args, boot, guests, guests_setup, recovery, empty_restart, test)
+    print()
+    print(f"Other domains running on this libvirtd during the run: up to {max(others)}.")
+    if libvirtd_pid() != libvirtd_at_start:
+        print("libvirtd was restarted during the run (not by this benchmark).")
     return 0
 
 

@@ -37,8 +37,18 @@ class LibvirtError(errors.VirtHostError):
     message = "Hypervisor error"
 
 
-def _is_broken(error: libvirt.libvirtError) -> bool:
-    return error.get_error_code() in _BROKEN_CODES
+def _is_broken(conn: Any, error: libvirt.libvirtError) -> bool:
+    """The connection itself failed (not just this call): only then is a retry safe.
+
+    Ordinary failures come with the same error codes (a missing file is a SYSTEM_ERROR), so
+    the connection is asked whether it is still alive before anything is run a second time.
+    """
+    if error.get_error_code() not in _BROKEN_CODES:
+        return False
+    try:
+        return not conn.isAlive()
+    except libvirt.libvirtError:
+        return True
 
 
 ConnectListener = Callable[[Any], None]
@@ -135,7 +145,7 @@ class LibvirtConnection:
                 try:
                     return func(conn)
                 except libvirt.libvirtError as e:
-                    if _is_broken(e) and not retry:
+                    if not retry and _is_broken(conn, e):
                         log.warning("libvirt connection broken (%s); reconnecting", e)
                         self._drop(conn)
                         continue

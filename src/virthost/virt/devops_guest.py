@@ -68,6 +68,7 @@ class GuestOps:
             errors.BalloonError,
             lambda dom: dom.setMemoryFlags(target_kib, libvirt.VIR_DOMAIN_AFFECT_LIVE),
         )
+        vm.balloon_target_kib = target_kib
         log.info("vm %s: balloon target %d KiB", vm.id, target_kib)
 
     def freeze(self, vm_id: str) -> None:

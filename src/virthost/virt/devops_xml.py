@@ -31,7 +31,7 @@ from virthost.common import errors, validate
 from virthost.virt.domxml import params as p
 from virthost.virt.domxml import xmlutil
 
-# bus -> the prefix of the guest device names libvirt uses for it
+# bus -> the prefix of libvirt's target names on it (the guest kernel names disks itself)
 DISK_BUSES = {"virtio": "vd", "scsi": "sd", "sata": "sd", "usb": "sd", "ide": "hd", "fdc": "fd"}
 # VDSM calls qcow2 "cow"
 DISK_FORMATS = {"raw": "raw", "qcow2": "qcow2", "cow": "qcow2"}
@@ -180,16 +180,18 @@ def media_request(spec: object) -> MediaRequest:
         return MediaRequest(_medium_path(spec))
     if not isinstance(spec, Mapping):
         raise errors.InvalidParameter("driveSpec: not a path or an object", param="driveSpec")
-    if spec.get("path") is None and any(spec.get(key) for key in VOLUME_KEYS):
-        raise errors.UnsupportedOperation(
-            "driveSpec names a storage volume; only plain paths are supported for media"
-        )
+    if spec.get("path") is None:
+        if any(spec.get(key) for key in VOLUME_KEYS):
+            raise errors.UnsupportedOperation(
+                "driveSpec names a storage volume; only plain paths are supported for media"
+            )
+        raise errors.MissingParameter("driveSpec.path", param="driveSpec.path")
     target = None
     if spec.get("iface") is not None and spec.get("index") is not None:
         bus = p.choice(spec["iface"], "driveSpec.iface", tuple(DISK_BUSES))
         index = p.integer(spec["index"], "driveSpec.index", minimum=0, maximum=701)
         target = DISK_BUSES[bus] + drive_letters(index)
-    return MediaRequest(_medium_path(spec.get("path") or ""), target)
+    return MediaRequest(_medium_path(spec["path"]), target)
 
 
 def _medium_path(value: object) -> str | None:

@@ -195,13 +195,13 @@ class BulkStatsSampler:
             )
         else:
             stats["cpuUser"] = stats["cpuSys"] = "0.00"
-        stats.update(self._memory(values))
+        stats.update(self._memory(values, vm.balloon_target_kib))
         stats["network"] = self._network(first, last, interval)
         stats["disks"] = self._disks(first, last, interval)
         return stats
 
     @staticmethod
-    def _memory(values: Mapping[str, Any]) -> dict[str, Any]:
+    def _memory(values: Mapping[str, Any], target_kib: int | None) -> dict[str, Any]:
         current = int(values.get("balloon.current", 0))
         maximum = int(values.get("balloon.maximum", current))
         stats: dict[str, Any] = {
@@ -209,7 +209,7 @@ class BulkStatsSampler:
                 "balloon_cur": str(current),
                 "balloon_max": str(maximum),
                 "balloon_min": "0",
-                "balloon_target": str(current),
+                "balloon_target": str(target_kib if target_kib is not None else current),
                 "ballooning_enabled": "balloon.current" in values,
             }
         }

@@ -53,6 +53,7 @@ class Vm:
         self.destroy_on_reboot = False
         self.custom: dict[str, str] = {}
         self.guest_info: dict[str, Any] = {}  # what the guest agent poller found
+        self.balloon_target_kib: int | None = None  # the last VM.setBalloonTarget
 
     # --- status ------------------------------------------------------------------------
 

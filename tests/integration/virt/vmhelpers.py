@@ -78,16 +78,26 @@ def domain_exists(conn: Any, vm_id: str) -> bool:
     return True
 
 
-def remove_vm(cli: Client, conn: Any, vm_id: str) -> None:
-    """VM.destroy, and never leave a libvirt domain behind whatever failed before."""
-    with contextlib.suppress(client_errors.ServerError):
+def remove_vm(cli: Client, vm_id: str) -> None:
+    """VM.destroy, and never leave a libvirt domain behind whatever failed before.
+
+    The daemon may not answer (a timeout) and the test's own libvirt connection may be broken
+    (libvirtd restarted), so the clean-up opens its own connection.
+    """
+    try:
         cli.VM.destroy(vmID=vm_id)
-    if domain_exists(conn, vm_id):
-        dom = conn.lookupByUUIDString(vm_id)
-        if dom.isActive():
-            dom.destroy()
-        with contextlib.suppress(libvirt.libvirtError):
-            dom.undefine()
+    except client_errors.Error as e:
+        print(f"VM.destroy {vm_id}: {e}")  # shown with the test's output
+    conn = libvirt.open("qemu:///system")
+    try:
+        if domain_exists(conn, vm_id):
+            dom = conn.lookupByUUIDString(vm_id)
+            with contextlib.suppress(libvirt.libvirtError):
+                dom.destroy()
+            with contextlib.suppress(libvirt.libvirtError):
+                dom.undefine()
+    finally:
+        conn.close()
 
 
 def live_xml(conn: Any, vm_id: str, flags: int = 0) -> str:

@@ -178,6 +178,8 @@ def test_media_requests() -> None:
         dx.media_request("iso/relative.iso")
     with pytest.raises(errors.InvalidParameter):
         dx.media_request(42)
+    with pytest.raises(errors.MissingParameter):
+        dx.media_request({})  # an empty object does not silently eject
 
 
 # --- the live domain -------------------------------------------------------------------

@@ -212,7 +212,16 @@ def _console(devices: ET.Element, console_log: object) -> None:
 def _display(devices: ET.Element, display: object) -> None:
     kind = p.choice(display, "display", _DISPLAYS)
     if kind != "none":
-        sub(devices, "graphics", type=kind, autoport="yes")
+        # like the engine: password authentication on, with an expired password, so that
+        # VM.setTicket can open the display later (QEMU cannot turn it on at run time)
+        sub(
+            devices,
+            "graphics",
+            type=kind,
+            autoport="yes",
+            passwd="*****",
+            passwdValidTo="1970-01-01T00:00:01",
+        )
 
 
 def _balloon(devices: ET.Element, balloon: object) -> None:
