@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +19,21 @@ from virthost.common.pki import PkiPaths
 settings.register_profile("ci", derandomize=True, print_blob=True)
 if os.environ.get("CI"):
     settings.load_profile("ci")
+
+
+ROOT = Path(__file__).parents[1]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def libvirt_running() -> None:
+    """virtlogd and libvirtd (under tini) are started when not running, as `make test` does."""
+    if os.geteuid() != 0:
+        return
+    probe = subprocess.run(
+        ["virsh", "-c", "qemu:///system", "version"], capture_output=True, timeout=60
+    )
+    if probe.returncode != 0:
+        subprocess.run(["bash", str(ROOT / "scripts" / "start-libvirt.sh")], check=True)
 
 
 @pytest.fixture(scope="session")

@@ -37,6 +37,12 @@ class VmApi:
         self._devices = DeviceOps(access)
         self._guest = GuestOps(access)
 
+    def runs_inline(self, verb: str) -> bool:
+        """getStats runs on the reactor unless stats hooks have to run for it."""
+        if verb == "getStats":
+            return not self._virt.stats_hooks_installed(one_vm=True)
+        return True
+
     def create(self, vmID: str, vmParams: dict[str, Any]) -> dict[str, Any]:
         return self._virt.create(vmID, vmParams)
 

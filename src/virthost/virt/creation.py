@@ -161,6 +161,17 @@ class VmStarter:
         log.info("vm %s: restored from %s", vm.id, path)
         if vm.status in (vmstatus.WAIT_FOR_LAUNCH, vmstatus.RESTORING_STATE):
             vm.set_status(vmstatus.UP)
+        if self._hooks is not None:
+            try:
+                self._hooks.run_domxml(
+                    "after_vm_dehibernate",
+                    vm.domain_xml,
+                    custom=vm.custom,
+                    vm_id=vm.id,
+                    raise_errors=False,
+                )
+            except errors.VirtHostError as e:
+                log.warning("vm %s: after_vm_dehibernate hooks: %s", vm.id, e)
 
     def _define_and_start(self, vm: Vm, xml: str) -> None:
         flags = libvirt.VIR_DOMAIN_START_PAUSED if vm.launch_paused else 0

@@ -272,6 +272,11 @@ class VirtService:
         timeout: float | None = None,
         force: bool = False,
     ) -> None:
+        """Power the guest down gracefully, in a worker; returns at once.
+
+        ``delay`` and ``message`` are for guest agents that can warn the guest's users first
+        (VDSM's legacy agent); qemu-guest-agent cannot, so they are only logged.
+        """
         vm = self.running_vm(vm_id)
         limit = self._settings.user_shutdown_timeout if timeout is None else float(timeout)
         if not reboot:
@@ -312,6 +317,8 @@ class VirtService:
                 return
             vm.go_down(ExitReason.SAVE_STATE_SUCCEEDED)
             log.info("vm %s hibernated to %s", vm.id, path)
+            if vm.domain_xml:
+                self._domxml_hook(vm, "after_vm_hibernate", raise_errors=False)
 
         self._work.dispatch(save, timeout=self._settings.destroy_timeout * 10)
 
