@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import libvirt
 
@@ -24,35 +24,10 @@ from virthost.virt import hostenv, vmstatus
 from virthost.virt.connection import LibvirtConnection
 from virthost.virt.domxml import DomainXml, prepare_for_host
 from virthost.virt.vm import Vm
+from virthost.virt.vmhooks import DomxmlHooks, run_vm_hook
 from virthost.virt.vmstatus import ExitReason
 
 log = logging.getLogger("virthost.virt.creation")
-
-
-class DomxmlHooks(Protocol):
-    def hooks(self, point: str) -> list[Any]: ...
-
-    def run_json(
-        self,
-        point: str,
-        data: Any,
-        *,
-        env: Any = ...,
-        custom: Any = ...,
-        vm_id: str | None = None,
-        raise_errors: bool = True,
-    ) -> Any: ...
-
-    def run_domxml(
-        self,
-        point: str,
-        domxml: str,
-        *,
-        env: Any = ...,
-        custom: Any = ...,
-        vm_id: str | None = None,
-        raise_errors: bool = True,
-    ) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -134,12 +109,9 @@ class VmStarter:
             security_models=self._host_security_models(),
         )
         xml = prepared.to_xml()
-        if self._hooks is not None:
-            for point in ("before_vm_start", extra_hook):
-                if point:
-                    xml = self._hooks.run_domxml(
-                        point, xml, custom=vm.custom, vm_id=vm.id, raise_errors=True
-                    )
+        for point in ("before_vm_start", extra_hook):
+            if point:
+                xml = run_vm_hook(self._hooks, point, vm, xml, raise_errors=True)
         return xml
 
     def _define_and_restore(self, vm: Vm, xml: str, path: str) -> None:
@@ -161,17 +133,7 @@ class VmStarter:
         log.info("vm %s: restored from %s", vm.id, path)
         if vm.status in (vmstatus.WAIT_FOR_LAUNCH, vmstatus.RESTORING_STATE):
             vm.set_status(vmstatus.UP)
-        if self._hooks is not None:
-            try:
-                self._hooks.run_domxml(
-                    "after_vm_dehibernate",
-                    vm.domain_xml,
-                    custom=vm.custom,
-                    vm_id=vm.id,
-                    raise_errors=False,
-                )
-            except errors.VirtHostError as e:
-                log.warning("vm %s: after_vm_dehibernate hooks: %s", vm.id, e)
+        run_vm_hook(self._hooks, "after_vm_dehibernate", vm, raise_errors=False)
 
     def _define_and_start(self, vm: Vm, xml: str) -> None:
         flags = libvirt.VIR_DOMAIN_START_PAUSED if vm.launch_paused else 0
@@ -193,17 +155,7 @@ class VmStarter:
         log.info("vm %s: domain started%s", vm.id, " paused" if vm.launch_paused else "")
         if vm.status == vmstatus.WAIT_FOR_LAUNCH:  # the event may not have arrived yet
             vm.set_status(vmstatus.PAUSED if vm.launch_paused else vmstatus.POWERING_UP)
-        if self._hooks is not None:
-            try:
-                self._hooks.run_domxml(
-                    "after_vm_start",
-                    vm.domain_xml,
-                    custom=vm.custom,
-                    vm_id=vm.id,
-                    raise_errors=False,
-                )
-            except errors.VirtHostError as e:
-                log.warning("vm %s: after_vm_start hooks: %s", vm.id, e)
+        run_vm_hook(self._hooks, "after_vm_start", vm, raise_errors=False)
 
     def _failed(self, vm: Vm, message: str) -> None:
         log.error("vm %s: cannot start: %s", vm.id, message)

@@ -41,9 +41,9 @@ from virthost.hooks import points
 from virthost.virt import devops_xml as dx
 from virthost.virt import vmstatus
 from virthost.virt.connection import LibvirtError
-from virthost.virt.creation import DomxmlHooks
 from virthost.virt.devops_info import vm_definition
 from virthost.virt.vm import Vm
+from virthost.virt.vmhooks import DomxmlHooks
 
 UNPLUG_TIMEOUT = 30.0
 POLL_INTERVAL = 0.5

@@ -24,13 +24,14 @@ from virthost.rpc.events import EventBus, event_name
 from virthost.virt import hostenv, lifecycle, vmstatus
 from virthost.virt.connection import LibvirtConnection
 from virthost.virt.container import VmContainer
-from virthost.virt.creation import CreationSettings, DomxmlHooks, VmStarter, undefine_domain
+from virthost.virt.creation import CreationSettings, VmStarter, undefine_domain
 from virthost.virt.domevents import DomainEvents
 from virthost.virt.domxml import DomainXml, build_from_params, parse_domain
 from virthost.virt.power import PowerDown
 from virthost.virt.recovery import AGENT_CONNECTED, list_domains, shutoff_reason
 from virthost.virt.sampling import BulkStatsSampler
 from virthost.virt.vm import Vm
+from virthost.virt.vmhooks import DomxmlHooks, run_vm_hook
 from virthost.virt.vmstatus import ExitReason
 
 log = logging.getLogger("virthost.virt")
@@ -221,14 +222,8 @@ class VirtService:
         with vm.lock:
             if vm.stop_reason is None:
                 vm.stop_reason = ExitReason.ADMIN_SHUTDOWN
-        if self._hooks is not None and vm.domain_xml:
-            self._hooks.run_domxml(
-                "before_vm_destroy",
-                vm.domain_xml,
-                custom=vm.custom,
-                vm_id=vm.id,
-                raise_errors=False,
-            )
+        if vm.domain_xml:
+            self._domxml_hook(vm, "before_vm_destroy", raise_errors=False)
 
         def kill(conn: Any) -> None:
             try:
@@ -253,14 +248,8 @@ class VirtService:
         vm.go_down(vm.stop_reason or ExitReason.ADMIN_SHUTDOWN)
         self.vms.remove(vm.id)
         self.sampler.forget(vm.id)
-        if self._hooks is not None and vm.domain_xml:
-            self._hooks.run_domxml(
-                "after_vm_destroy",
-                vm.domain_xml,
-                custom=vm.custom,
-                vm_id=vm.id,
-                raise_errors=False,
-            )
+        if vm.domain_xml:
+            self._domxml_hook(vm, "after_vm_destroy", raise_errors=False)
         log.info("vm %s destroyed", vm.id)
 
     def shutdown(
@@ -297,14 +286,8 @@ class VirtService:
         with vm.lock:
             vm.stop_reason = ExitReason.SAVE_STATE_SUCCEEDED
         vm.set_status(vmstatus.SAVING_STATE)
-        if self._hooks is not None and vm.domain_xml:
-            self._hooks.run_domxml(
-                "before_vm_hibernate",
-                vm.domain_xml,
-                custom=vm.custom,
-                vm_id=vm.id,
-                raise_errors=False,
-            )
+        if vm.domain_xml:
+            self._domxml_hook(vm, "before_vm_hibernate", raise_errors=False)
 
         def save() -> None:
             try:
@@ -323,10 +306,7 @@ class VirtService:
         self._work.dispatch(save, timeout=self._settings.destroy_timeout * 10)
 
     def _domxml_hook(self, vm: Vm, point: str, raise_errors: bool) -> None:
-        if self._hooks is not None:
-            self._hooks.run_domxml(
-                point, vm.domain_xml, custom=vm.custom, vm_id=vm.id, raise_errors=raise_errors
-            )
+        run_vm_hook(self._hooks, point, vm, raise_errors=raise_errors)
 
     def pause(self, vm_id: str) -> None:
         vm = self.running_vm(vm_id)

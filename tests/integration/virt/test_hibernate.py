@@ -21,7 +21,7 @@ from guest import image
 from virthost.client import errors as client_errors
 from virthost.common.pki import PkiPaths
 
-from .test_vm_lifecycle import simple_params, wait_for
+from .vmhelpers import simple_params, wait_for
 
 pytestmark = [
     pytest.mark.integration,

@@ -18,7 +18,7 @@ from fixtures import daemon as daemon_fixtures
 from guest import image
 from virthost.common.pki import PkiPaths
 
-from .test_vm_lifecycle import simple_params, wait_for
+from .vmhelpers import simple_params, wait_for
 
 pytestmark = [
     pytest.mark.integration,

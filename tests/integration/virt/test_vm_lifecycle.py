@@ -10,9 +10,8 @@ import contextlib
 import os
 import queue
 import tempfile
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,8 @@ from guest import image
 from virthost.client import Client
 from virthost.client import errors as client_errors
 from virthost.common.pki import PkiPaths
+
+from .vmhelpers import domain_exists, simple_params, stats, status, wait_for
 
 pytestmark = [
     pytest.mark.integration,
@@ -71,49 +72,6 @@ def conn() -> Iterator[Any]:
 def cli(services: daemon_fixtures.Services) -> Iterator[Client]:
     with services.client() as client:
         yield client
-
-
-def simple_params(vm_id: str, guest: image.GuestImage, logs: Path, **extra: Any) -> dict[str, Any]:
-    params: dict[str, Any] = {
-        "vmId": vm_id,
-        "vmName": f"tiny-{vm_id[:8]}",
-        "memSize": 128,
-        "smp": 1,
-        "kernel": str(guest.vmlinux),
-        "initrd": str(guest.initrd),
-        "kernelArgs": "console=ttyS0 quiet tinyvm.ip=10.0.2.15/24",
-        "nics": [{"type": "user"}],
-        "consoleLog": str(logs / f"{vm_id}.log"),
-    }
-    params.update(extra)
-    return params
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 60.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or predicate}")
-        time.sleep(0.2)
-
-
-def stats(cli: Client, vm_id: str) -> dict[str, Any]:
-    return dict(cli.VM.getStats(vmID=vm_id)[0])
-
-
-def status(cli: Client, vm_id: str) -> str:
-    return str(stats(cli, vm_id)["status"])
-
-
-def domain_exists(conn: Any, vm_id: str) -> bool:
-    try:
-        conn.lookupByUUIDString(vm_id)
-    except libvirt.libvirtError:
-        return False
-    return True
 
 
 @pytest.fixture
