@@ -9,6 +9,9 @@ APT_PACKAGES=(
     python3-venv python3-dev gcc tini dmidecode openssl iproute2 procps
     systemd
     busybox-static kmod gzip
+    fuse3 python3-fusepy
+    glusterfs-server glusterfs-client
+    sanlock
 )
 
 missing=()

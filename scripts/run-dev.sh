@@ -43,6 +43,9 @@ socket = "$VAR/run/supervisor.sock"
 [sampling]
 host_stats_interval = 5.0
 
+[storage]
+repository = "$VAR/data-center"
+
 [virt]
 # Our development machines cannot run KVM guests (nested virtualization): TCG is the default
 # here. VIRTHOST_DOMAIN_TYPE=auto picks KVM where /dev/kvm is usable.

@@ -16,6 +16,7 @@ from pathlib import Path
 from virthost.api.dispatch import Bridge
 from virthost.api.host import HostApi
 from virthost.api.schema import Schema
+from virthost.api.storagepool import StoragePoolApi
 from virthost.api.vm import VmApi
 from virthost.common.commands import CommandRunner
 from virthost.common.executor import Executor
@@ -31,6 +32,7 @@ from virthost.host.stats import VmSummary
 from virthost.rpc.events import EventBus
 from virthost.rpc.jsonrpc import JsonRpcServer
 from virthost.rpc.server import RpcServer
+from virthost.storage.connections import StorageConnections
 from virthost.supervisor.client import SupervisorProxy
 from virthost.virt import eventloop
 from virthost.virt.connection import LibvirtConnection
@@ -109,9 +111,18 @@ class Daemon:
             timeout=config.libvirt.timeout,
             vm_summary=self._vm_summary,
         )
+        self.storage_connections = StorageConnections(
+            Path(config.storage.repository) / "mnt",
+            self.supervisor,
+            config.storage.nfs_mount_options,
+        )
         self.bridge = Bridge(
             Schema.default(),
-            {"Host": HostApi(self.host, self.virt), "VM": VmApi(self.virt)},
+            {
+                "Host": HostApi(self.host, self.virt),
+                "VM": VmApi(self.virt),
+                "StoragePool": StoragePoolApi(self.storage_connections),
+            },
         )
         self.jsonrpc = JsonRpcServer(
             self.bridge,

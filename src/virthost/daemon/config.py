@@ -142,6 +142,18 @@ class VirtSection:
 
 
 @dataclass
+class StorageSection:
+    """Storage domains and their connections."""
+
+    repository: str = option(
+        "/rhev/data-center",
+        "Root of the image repository; storage connections are mounted under <repository>/mnt.",
+    )
+    mount_timeout: float = option(120.0, "Seconds a mount or unmount may take.")
+    nfs_mount_options: str = option("soft,nosharecache", "Options added to every NFS mount.")
+
+
+@dataclass
 class SamplingSection:
     """Periodic sampling."""
 
@@ -159,6 +171,7 @@ class Config:
     supervisor: SupervisorSection = field(default_factory=SupervisorSection)
     libvirt: LibvirtSection = field(default_factory=LibvirtSection)
     virt: VirtSection = field(default_factory=VirtSection)
+    storage: StorageSection = field(default_factory=StorageSection)
     sampling: SamplingSection = field(default_factory=SamplingSection)
 
 

@@ -73,7 +73,13 @@ def main(argv: list[str] | None = None) -> int:
 def _serve(config: configuration.Config) -> int:
     log.info("virthostd %s starting", __version__)
     # Everything that needs root happens before the switch to the service user.
-    privileges.prepare_dirs(config.daemon.user, config.daemon.state_dir, config.daemon.run_dir)
+    privileges.prepare_dirs(
+        config.daemon.user,
+        config.daemon.state_dir,
+        config.daemon.run_dir,
+        config.storage.repository,
+        str(Path(config.storage.repository) / "mnt"),
+    )
     ssl_context = tls_context(config)
     privileges.drop_to(config.daemon.user)
 

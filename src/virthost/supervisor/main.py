@@ -57,7 +57,9 @@ def main(argv: list[str] | None = None) -> int:
         log.warning("not running as root: privileged operations will fail")
     uids, gid = resolve_users(config.supervisor.allowed_users)
     socket_path = Path(args.socket or config.supervisor.socket)
-    server = SupervisorServer(socket_path, build_operations(CommandRunner()), uids, gid)
+    mount_root = Path(config.storage.repository) / "mnt"
+    operations = build_operations(CommandRunner(), mount_root, config.storage.mount_timeout)
+    server = SupervisorServer(socket_path, operations, uids, gid)
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from virthost.common import errors
 from virthost.common.commands import CommandRunner
 from virthost.host.hardware import read_hardware_info
+from virthost.supervisor.mounts import Mounter
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,9 @@ class Operation:
                 )
 
 
-def build_operations(runner: CommandRunner) -> dict[str, Operation]:
+def build_operations(
+    runner: CommandRunner, mount_root: Path | None = None, mount_timeout: float = 120.0
+) -> dict[str, Operation]:
     def ping() -> str:
         return "pong"
 
@@ -56,4 +60,20 @@ def build_operations(runner: CommandRunner) -> dict[str, Operation]:
             "System manufacturer, product, serial and UUID from dmidecode or sysfs DMI.",
         ),
     ]
+    if mount_root is not None:
+        mounter = Mounter(runner, mount_root, mount_timeout)
+        ops += [
+            Operation(
+                "mount",
+                mounter.mount,
+                "Mount a storage server below the mount root.",
+                {"source": str, "target": str, "fstype": str, "options": str},
+            ),
+            Operation(
+                "umount",
+                mounter.umount,
+                "Unmount a storage server mounted below the mount root.",
+                {"target": str, "lazy": bool},
+            ),
+        ]
     return {op.name: op for op in ops}

@@ -1,0 +1,1 @@
+"""virthost.storage: storage domains, pools, images and volumes."""
