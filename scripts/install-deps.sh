@@ -32,6 +32,10 @@ if ! getent passwd virthost >/dev/null; then
     useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin \
         --groups kvm,libvirt virthost
 fi
+# sanlock's socket is group sanlock: the daemon holds the SPM lease through it
+if getent group sanlock >/dev/null && ! id -nG virthost | grep -qw sanlock; then
+    usermod -aG sanlock virthost
+fi
 
 # Debian's own Python with its libvirt binding; everything else pinned from PyPI.
 PY=/usr/bin/python3
