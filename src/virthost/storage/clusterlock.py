@@ -42,7 +42,7 @@ from typing import Any, Final
 
 import sanlock
 
-from virthost.common import errors
+from virthost.storage import errors as storage_errors
 from virthost.storage.clusterlock_sanlock import (
     SANLK_ACQUIRE_IDLIVE,
     SANLK_ACQUIRE_OTHER,
@@ -69,7 +69,8 @@ DEFAULT_IO_TIMEOUT: Final = 10
 DEFAULT_TIMEOUT: Final = 60.0
 
 _HELD_ELSEWHERE: Final = dict.fromkeys(
-    (SANLK_ACQUIRE_IDLIVE, SANLK_ACQUIRE_OWNED, SANLK_ACQUIRE_OTHER), errors.LeaseHeldByOtherHost
+    (SANLK_ACQUIRE_IDLIVE, SANLK_ACQUIRE_OWNED, SANLK_ACQUIRE_OTHER),
+    storage_errors.LeaseHeldByOtherHost,
 )
 _ACQUIRE_REASONS: Final = {
     errno.ENOSPC: "this host has not joined the lockspace",
@@ -118,7 +119,7 @@ def init_lockspace(
             sector=block_size,
         ),
         timeout=timeout,
-        error=errors.ClusterLockInitError,
+        error=storage_errors.ClusterLockInitError,
     )
 
 
@@ -140,7 +141,7 @@ def init_resource(
             lockspace, resource, [(leases_path, offset)], align=alignment, sector=block_size
         ),
         timeout=timeout,
-        error=errors.ClusterLockInitError,
+        error=storage_errors.ClusterLockInitError,
     )
 
 
@@ -165,10 +166,10 @@ def add_lockspace(
             what,
             lambda: sanlock.add_lockspace(name, host_id, ids_path, iotimeout=io_timeout, wait=wait),
             timeout=timeout if timeout is not None else lockspace_timeout(io_timeout),
-            error=errors.AcquireHostIdFailure,
+            error=storage_errors.AcquireHostIdFailure,
             explain={errno.EEXIST: "the lockspace is already joined"},
         )
-    except errors.AcquireHostIdFailure as e:
+    except storage_errors.AcquireHostIdFailure as e:
         if e.context.get("sanlock_errno") == errno.EEXIST and inquire_lockspace(
             sd_uuid, host_id, ids_path
         ):
@@ -199,10 +200,10 @@ def rem_lockspace(
             what,
             lambda: sanlock.rem_lockspace(name, host_id, ids_path, wait=wait, unused=unused),
             timeout=timeout if timeout is not None else lockspace_timeout(DEFAULT_IO_TIMEOUT),
-            error=errors.ReleaseHostIdFailure,
+            error=storage_errors.ReleaseHostIdFailure,
             explain={errno.EBUSY: "leases are still held in the lockspace"},
         )
-    except errors.ReleaseHostIdFailure as e:
+    except storage_errors.ReleaseHostIdFailure as e:
         if e.context.get("sanlock_errno") == errno.ENOENT:
             log.info("Lockspace %s was not joined; nothing to remove", sd_uuid)
             return
@@ -220,7 +221,7 @@ def inquire_lockspace(
         f"inquire lockspace {sd_uuid} host id {host_id}",
         lambda: sanlock.inq_lockspace(name, host_id, ids_path),
         timeout=timeout,
-        error=errors.ClusterLockQueryError,
+        error=storage_errors.ClusterLockQueryError,
     )
     return result
 
@@ -242,9 +243,9 @@ def get_hosts(
                 f"get hosts of lockspace {sd_uuid}",
                 lambda: sanlock.get_hosts(name, host_id),
                 timeout=remaining,
-                error=errors.ClusterLockQueryError,
+                error=storage_errors.ClusterLockQueryError,
             )
-        except errors.ClusterLockQueryError as e:
+        except storage_errors.ClusterLockQueryError as e:
             if e.context.get("sanlock_errno") != errno.EAGAIN:
                 raise
             if time.monotonic() + _HOSTS_POLL_INTERVAL >= deadline:
@@ -259,7 +260,7 @@ def host_status(sd_uuid: str, host_id: int, *, timeout: float = DEFAULT_TIMEOUT)
     for host in get_hosts(sd_uuid, host_id, timeout=timeout):
         if host.host_id == host_id:
             return host
-    raise errors.ClusterLockQueryError(f"host id {host_id} not reported in {sd_uuid}")
+    raise storage_errors.ClusterLockQueryError(f"host id {host_id} not reported in {sd_uuid}")
 
 
 # --- resource leases -------------------------------------------------------------------
@@ -278,7 +279,7 @@ def register(*, timeout: float = DEFAULT_TIMEOUT) -> int:
             "register with sanlock",
             sanlock.register,
             timeout=timeout,
-            error=errors.AcquireLockFailure,
+            error=storage_errors.AcquireLockFailure,
             on_late=os.close,
         )
         os.set_inheritable(fd, False)
@@ -300,7 +301,7 @@ def acquire(
 
     ``version``, when given, is the version the lease must have on storage now (the last
     holder's lver); if another host took it since, this fails. Fails with
-    :class:`~virthost.common.errors.LeaseHeldByOtherHost` (651) while a live host holds it.
+    :class:`~virthost.common.storage_errors.LeaseHeldByOtherHost` (651) while a live host holds it.
     """
     lockspace, resource = encode_name(sd_uuid), encode_name(name)
     disks = [(leases_path, offset)]
@@ -317,7 +318,7 @@ def acquire(
         f"acquire lease {sd_uuid}:{name} at {leases_path}:{offset}",
         lambda: sanlock.acquire(lockspace, resource, disks, **kwargs),
         timeout=timeout,
-        error=errors.AcquireLockFailure,
+        error=storage_errors.AcquireLockFailure,
         special=_HELD_ELSEWHERE,
         explain=_ACQUIRE_REASONS,
         on_late=release_late,
@@ -340,7 +341,7 @@ def release(
         f"release lease {sd_uuid}:{name}",
         lambda: sanlock.release(lockspace, resource, [(leases_path, offset)], slkfd=fd),
         timeout=timeout,
-        error=errors.ReleaseLockFailure,
+        error=storage_errors.ReleaseLockFailure,
         explain={errno.EPERM: "not held by this process"},
     )
     log.info("Released lease %s:%s", sd_uuid, name)
@@ -353,7 +354,7 @@ def inquire(*, timeout: float = DEFAULT_TIMEOUT) -> list[HeldLease]:
         "inquire held leases",
         lambda: sanlock.inquire(slkfd=fd),
         timeout=timeout,
-        error=errors.ClusterLockQueryError,
+        error=storage_errors.ClusterLockQueryError,
     )
     return [parse_held(r) for r in held]
 
@@ -376,17 +377,19 @@ def read_resource_owners(
         what,
         lambda: sanlock.read_resource(leases_path, offset, align=alignment, sector=block_size),
         timeout=timeout,
-        error=errors.ClusterLockQueryError,
+        error=storage_errors.ClusterLockQueryError,
     )
     found = (decode_name(info["lockspace"]), decode_name(info["resource"]))
     if found != (sd_uuid, name):
-        raise errors.ClusterLockQueryError(f"{what}: found lease {found[0]}:{found[1]} there")
+        raise storage_errors.ClusterLockQueryError(
+            f"{what}: found lease {found[0]}:{found[1]} there"
+        )
     owners: list[dict[str, Any]] = call(
         what,
         lambda: sanlock.read_resource_owners(
             lockspace, resource, [(leases_path, offset)], align=alignment, sector=block_size
         ),
         timeout=timeout,
-        error=errors.ClusterLockQueryError,
+        error=storage_errors.ClusterLockQueryError,
     )
     return LeaseStatus(sd_uuid, name, int(info["version"]), tuple(parse_owner(o) for o in owners))

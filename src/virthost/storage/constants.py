@@ -16,6 +16,7 @@ import re
 from typing import Self
 
 from virthost.common import errors
+from virthost.storage import errors as storage_errors
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -50,7 +51,7 @@ def max_hosts(block_size: int, alignment: int) -> int:
     try:
         return _MAX_HOSTS[(block_size, alignment)]
     except KeyError:
-        raise errors.InvalidParameterException(
+        raise storage_errors.InvalidParameterException(
             f"block_size={block_size}, alignment={alignment}"
         ) from None
 
@@ -123,7 +124,7 @@ class _CodedEnum(enum.IntEnum):
 
     @classmethod
     def _bad_value(cls, value: object) -> errors.VirtHostError:
-        return errors.InvalidParameterException(f"{cls.__name__}={value!r}")
+        return storage_errors.InvalidParameterException(f"{cls.__name__}={value!r}")
 
     @classmethod
     def from_value(cls, value: object) -> Self:
@@ -151,7 +152,7 @@ class VolumeFormat(_CodedEnum):
 
     @classmethod
     def _bad_value(cls, value: object) -> errors.VirtHostError:
-        return errors.IncorrectFormat(repr(value))
+        return storage_errors.IncorrectFormat(repr(value))
 
     @property
     def qemu_format(self) -> str:
@@ -160,7 +161,7 @@ class VolumeFormat(_CodedEnum):
             return "qcow2"
         if self is VolumeFormat.RAW:
             return "raw"
-        raise errors.IncorrectFormat(f"{self.name} has no qemu-img format")
+        raise storage_errors.IncorrectFormat(f"{self.name} has no qemu-img format")
 
     @classmethod
     def from_qemu(cls, fmt: str) -> VolumeFormat:
@@ -169,7 +170,7 @@ class VolumeFormat(_CodedEnum):
             return cls.COW
         if fmt == "raw":
             return cls.RAW
-        raise errors.IncorrectFormat(repr(fmt))
+        raise storage_errors.IncorrectFormat(repr(fmt))
 
 
 class VolumeType(_CodedEnum):
@@ -181,7 +182,7 @@ class VolumeType(_CodedEnum):
 
     @classmethod
     def _bad_value(cls, value: object) -> errors.VirtHostError:
-        return errors.IncorrectType(repr(value))
+        return storage_errors.IncorrectType(repr(value))
 
 
 class VolumeRole(_CodedEnum):
@@ -216,7 +217,7 @@ class StorageType(_CodedEnum):
 
     @classmethod
     def _bad_value(cls, value: object) -> errors.VirtHostError:
-        return errors.StorageDomainTypeError(repr(value))
+        return storage_errors.StorageDomainTypeError(repr(value))
 
     @property
     def is_block(self) -> bool:
@@ -242,7 +243,7 @@ class DomainClass(_CodedEnum):
 
     @classmethod
     def _bad_value(cls, value: object) -> errors.VirtHostError:
-        return errors.StorageDomainClassError(repr(value))
+        return storage_errors.StorageDomainClassError(repr(value))
 
     @property
     def metadata_name(self) -> str:
@@ -260,7 +261,7 @@ class _WordEnum(enum.StrEnum):
             for member in cls:
                 if member.value.upper() == wanted or member.name == wanted:
                     return member
-        raise errors.InvalidParameterException(f"{cls.__name__}={value!r}")
+        raise storage_errors.InvalidParameterException(f"{cls.__name__}={value!r}")
 
 
 class Legality(_WordEnum):

@@ -9,7 +9,7 @@ read or rewrite that file, so we write exactly what VDSM writes and accept what 
   their line ends*, each encoded as ASCII with non-ASCII characters replaced by XML character
   references (``&#233;``); the file itself is UTF-8;
 - on reading, lines without ``=`` are skipped, a checksum that does not match is
-  :class:`~virthost.common.errors.MetaDataSealIsBroken` (752), and a file without a seal is
+  :class:`~virthost.common.storage_errors.MetaDataSealIsBroken` (752), and a file without a seal is
   trusted as it is (VDSM does the same, for metadata being created);
 - a value cannot hold a line break (it would become a line of its own); such a value is refused
   rather than written;
@@ -36,6 +36,7 @@ from typing import Protocol
 
 from virthost.common import errors, fileutils
 from virthost.storage import constants as sc
+from virthost.storage import errors as storage_errors
 
 log = logging.getLogger("virthost.storage.sdmetadata")
 
@@ -73,7 +74,7 @@ def parse_entries(data: bytes) -> dict[str, str]:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise errors.MetaDataValidationError(f"metadata is not UTF-8: {e}") from None
+        raise storage_errors.MetaDataValidationError(f"metadata is not UTF-8: {e}") from None
     entries: dict[str, str] = {}
     declared: str | None = None
     for line in text.split("\n"):
@@ -93,22 +94,24 @@ def parse_entries(data: bytes) -> dict[str, str]:
         return entries
     computed = compute_checksum(entries)
     if declared != computed:
-        raise errors.MetaDataSealIsBroken(f"cksum = {declared}, computed_cksum = {computed}")
+        raise storage_errors.MetaDataSealIsBroken(
+            f"cksum = {declared}, computed_cksum = {computed}"
+        )
     return entries
 
 
 def _check_key(key: str) -> None:
     if not key or "=" in key or key == SHA_CKSUM_TAG or any(c in key for c in _LINE_BREAKS):
-        raise errors.InvalidParameterException(f"metadata key={key!r}")
+        raise storage_errors.InvalidParameterException(f"metadata key={key!r}")
 
 
 def _check_value(key: str, value: str) -> None:
     if any(c in value for c in _LINE_BREAKS):
-        raise errors.InvalidParameterException(f"{key}={value!r} (line break)")
+        raise storage_errors.InvalidParameterException(f"{key}={value!r} (line break)")
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        raise errors.InvalidParameterException(f"{key}={value!r} (not encodable)") from None
+        raise storage_errors.InvalidParameterException(f"{key}={value!r} (not encodable)") from None
 
 
 # --- the typed view ----------------------------------------------------------------------
@@ -162,13 +165,17 @@ class DomainMetadata:
     def __post_init__(self) -> None:
         for uuid in self.pool_uuids or ():
             if not uuid or "," in uuid:
-                raise errors.InvalidParameterException(f"POOL_UUID={uuid!r}")
+                raise storage_errors.InvalidParameterException(f"POOL_UUID={uuid!r}")
         for sd_uuid, status in (self.pool_domains or {}).items():
             if not sd_uuid or any(c in sd_uuid + status for c in ",:") or not status:
-                raise errors.InvalidParameterException(f"POOL_DOMAINS={sd_uuid!r}:{status!r}")
+                raise storage_errors.InvalidParameterException(
+                    f"POOL_DOMAINS={sd_uuid!r}:{status!r}"
+                )
         clash = KNOWN_KEYS.intersection(self.extra)
         if clash:
-            raise errors.InvalidParameterException(f"extra keys={sorted(clash)!r} are modelled")
+            raise storage_errors.InvalidParameterException(
+                f"extra keys={sorted(clash)!r} are modelled"
+            )
 
     @property
     def pools(self) -> tuple[str, ...]:
@@ -225,7 +232,7 @@ class DomainMetadata:
         """The typed view of parsed entries; missing required keys are an error (751)."""
         missing = [key for key in _REQUIRED if key not in entries]
         if missing:
-            raise errors.MetaDataKeyNotFoundError(f"missing {', '.join(missing)}")
+            raise storage_errors.MetaDataKeyNotFoundError(f"missing {', '.join(missing)}")
         try:
             return cls(
                 sd_uuid=entries["SDUUID"],
@@ -251,10 +258,10 @@ class DomainMetadata:
                 master_version=_opt_int(entries, "MASTER_VERSION"),
                 extra={k: v for k, v in entries.items() if k not in KNOWN_KEYS},
             )
-        except errors.MetaDataValidationError:
+        except storage_errors.MetaDataValidationError:
             raise
         except errors.VirtHostError as e:
-            raise errors.MetaDataValidationError(e.wire_message) from e
+            raise storage_errors.MetaDataValidationError(e.wire_message) from e
 
     def render(self) -> bytes:
         """The sealed file content."""
@@ -270,7 +277,9 @@ def _int(entries: Mapping[str, str], key: str) -> int:
     try:
         return int(entries[key])
     except ValueError:
-        raise errors.MetaDataValidationError(f"{key}={entries[key]!r} is not an integer") from None
+        raise storage_errors.MetaDataValidationError(
+            f"{key}={entries[key]!r} is not an integer"
+        ) from None
 
 
 def _opt_int(entries: Mapping[str, str], key: str) -> int | None:
@@ -292,7 +301,7 @@ def _domain_class(value: str) -> sc.DomainClass:
     for member in sc.DomainClass:
         if member.metadata_name == value:
             return member
-    raise errors.MetaDataValidationError(f"CLASS={value!r}")
+    raise storage_errors.MetaDataValidationError(f"CLASS={value!r}")
 
 
 def _pool_uuids(value: str | None) -> tuple[str, ...] | None:
@@ -308,7 +317,7 @@ def _pool_domains(value: str | None) -> dict[str, str] | None:
     for item in value.split(",") if value else ():
         parts = item.split(":")
         if len(parts) != 2:
-            raise errors.MetaDataValidationError(f"POOL_DOMAINS item {item!r}")
+            raise storage_errors.MetaDataValidationError(f"POOL_DOMAINS item {item!r}")
         domains[parts[0].strip("'")] = parts[1].strip("'").capitalize()
     return domains
 

@@ -10,7 +10,7 @@ them too, so the layout is VDSM's to the byte:
   and readers turn ``SIZE`` into a capacity;
 - the whole record must fit one 512-byte sector, so that a block device writes it in one
   atomic write: a longer record is refused with
-  :class:`~virthost.common.errors.MetadataOverflowError` (756), never written in part;
+  :class:`~virthost.common.storage_errors.MetadataOverflowError` (756), never written in part;
 - descriptions longer than 210 characters are cut, as VDSM does, because old engines send
   them and old disks have them; what still overflows the sector is refused;
 - readers stop at the ``EOF`` line (a block slot may hold anything after it), skip lines
@@ -19,7 +19,7 @@ them too, so the layout is VDSM's to the byte:
 
 A value cannot hold a line break, and surrounding whitespace does not survive a read: a line
 break is refused, whitespace is read back stripped. Anything unreadable is a
-:class:`~virthost.common.errors.VolumeMetadataReadError` (207) listing every problem found.
+:class:`~virthost.common.storage_errors.VolumeMetadataReadError` (207) listing every problem found.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from typing import Any
 
 from virthost.common import errors
 from virthost.storage import constants as sc
+from virthost.storage import errors as storage_errors
 
 log = logging.getLogger("virthost.storage.volmetadata")
 
@@ -103,7 +104,7 @@ class VolumeMetadata:
     def render(self, domain_version: int = 5) -> bytes:
         """The record as stored on a domain of ``domain_version``; at most 512 bytes."""
         if domain_version not in sc.DOMAIN_VERSIONS:
-            raise errors.InvalidParameterException(f"domain_version={domain_version!r}")
+            raise storage_errors.InvalidParameterException(f"domain_version={domain_version!r}")
         values: dict[str, str | int] = {
             CTIME: self.ctime,
             DESCRIPTION: self.description,
@@ -122,7 +123,7 @@ class VolumeMetadata:
             values[SEQ] = self.sequence
         else:
             if self.capacity % sc.BLOCK_SIZE_512:
-                raise errors.InvalidParameterException(
+                raise storage_errors.InvalidParameterException(
                     f"capacity={self.capacity} is not a multiple of 512 (domain v{domain_version})"
                 )
             values[SIZE] = self.capacity // sc.BLOCK_SIZE_512
@@ -130,7 +131,7 @@ class VolumeMetadata:
         text = "".join(f"{key}={values[key]}\n" for key in sorted(values)) + EOF_LINE + "\n"
         data = text.encode("utf-8")
         if len(data) > sc.METADATA_SIZE:
-            raise errors.MetadataOverflowError(
+            raise storage_errors.MetadataOverflowError(
                 f"{len(data)} bytes, at most {sc.METADATA_SIZE} fit: {data!r}"
             )
         return data
@@ -140,7 +141,7 @@ class VolumeMetadata:
         """The metadata in a record (a ``.meta`` file, or a block slot with anything after EOF)."""
         values, problems = _read_lines(data)
         if _CLEARED_KEY in values:
-            raise errors.VolumeMetadataReadError("metadata was cleared (NONE)")
+            raise storage_errors.VolumeMetadataReadError("metadata was cleared (NONE)")
         if SIZE in values and CAP not in values:
             try:
                 values[CAP] = str(int(values[SIZE]) * sc.BLOCK_SIZE_512)
@@ -158,11 +159,11 @@ class VolumeMetadata:
             except (ValueError, errors.VirtHostError) as e:
                 problems.append(f"invalid {key} {values[key]!r}: {e}")
         if problems:
-            raise errors.VolumeMetadataReadError("; ".join(problems))
+            raise storage_errors.VolumeMetadataReadError("; ".join(problems))
         try:
             return cls(**kwargs)
         except errors.VirtHostError as e:
-            raise errors.VolumeMetadataReadError(e.wire_message) from e
+            raise storage_errors.VolumeMetadataReadError(e.wire_message) from e
 
 
 def _read_lines(data: bytes) -> tuple[dict[str, str], list[str]]:
@@ -184,18 +185,20 @@ def _read_lines(data: bytes) -> tuple[dict[str, str], list[str]]:
 
 def _check_text(name: str, value: str) -> None:
     if any(c in value for c in _LINE_BREAKS):
-        raise errors.InvalidParameterException(f"{name}={value!r} (line break)")
+        raise storage_errors.InvalidParameterException(f"{name}={value!r} (line break)")
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        raise errors.InvalidParameterException(f"{name}={value!r} (not encodable)") from None
+        raise storage_errors.InvalidParameterException(
+            f"{name}={value!r} (not encodable)"
+        ) from None
 
 
 def _check_range(name: str, value: int, low: int, high: int | None) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise errors.InvalidParameterException(f"{name}={value!r} (not an integer)")
+        raise storage_errors.InvalidParameterException(f"{name}={value!r} (not an integer)")
     if value < low or (high is not None and value > high):
-        raise errors.InvalidParameterException(f"{name}={value} (out of range)")
+        raise storage_errors.InvalidParameterException(f"{name}={value} (out of range)")
 
 
 def next_generation(generation: int) -> int:
@@ -206,7 +209,7 @@ def next_generation(generation: int) -> int:
 def slot_offset(slot: int, domain_version: int) -> int:
     """Where metadata slot ``slot`` starts in a block domain's ``metadata`` LV."""
     if slot < 0:
-        raise errors.InvalidParameterException(f"slot={slot}")
+        raise storage_errors.InvalidParameterException(f"slot={slot}")
     if domain_version >= 5:
         return sc.SLOTS_OFFSET_V5 + slot * sc.SLOT_SIZE_V5
     return slot * sc.SLOT_SIZE_V4

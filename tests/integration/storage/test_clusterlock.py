@@ -26,8 +26,8 @@ from fixtures.sanlock import (
     other_host,
     unavailable_reason,
 )
-from virthost.common import errors
 from virthost.storage import clusterlock
+from virthost.storage import errors as storage_errors
 
 pytestmark = [
     pytest.mark.integration,
@@ -173,10 +173,10 @@ def test_acquire_returns_the_new_version_and_storage_shows_us(domain: Domain) ->
 
 def test_acquire_at_a_stale_version_fails_with_651(domain: Domain) -> None:
     current = domain.owners().version
-    with pytest.raises(errors.AcquireLockFailure) as failure:
+    with pytest.raises(storage_errors.AcquireLockFailure) as failure:
         domain.acquire(version=current + 5)
     assert failure.value.code == 651
-    assert not isinstance(failure.value, errors.LeaseHeldByOtherHost)
+    assert not isinstance(failure.value, storage_errors.LeaseHeldByOtherHost)
     lver = domain.acquire(version=current)
     domain.release()
     assert lver == current + 1
@@ -185,7 +185,7 @@ def test_acquire_at_a_stale_version_fails_with_651(domain: Domain) -> None:
 def test_acquiring_twice_in_one_process_fails_and_keeps_the_lease(domain: Domain) -> None:
     lver = domain.acquire()
     try:
-        with pytest.raises(errors.AcquireLockFailure) as failure:
+        with pytest.raises(storage_errors.AcquireLockFailure) as failure:
             domain.acquire()
         assert failure.value.code == 651
         assert [o.host_id for o in domain.owners().owners] == [1]
@@ -195,7 +195,7 @@ def test_acquiring_twice_in_one_process_fails_and_keeps_the_lease(domain: Domain
 
 
 def test_releasing_a_lease_not_held_fails_with_660(domain: Domain) -> None:
-    with pytest.raises(errors.ReleaseLockFailure) as failure:
+    with pytest.raises(storage_errors.ReleaseLockFailure) as failure:
         domain.release()
     assert failure.value.code == 660
 
@@ -240,7 +240,7 @@ def test_both_hosts_are_seen_in_the_lockspace(domain: Domain, host2: SanlockDaem
 def test_acquire_without_joining_the_lockspace_fails_with_651(workdir: Path) -> None:
     unjoined = new_domain(workdir, join=False)
     assert unjoined.owners().owners == ()  # reading needs no host id
-    with pytest.raises(errors.AcquireLockFailure) as failure:
+    with pytest.raises(storage_errors.AcquireLockFailure) as failure:
         unjoined.acquire()
     assert failure.value.code == 651
     assert "not joined" in str(failure.value)
@@ -249,7 +249,7 @@ def test_acquire_without_joining_the_lockspace_fails_with_651(workdir: Path) -> 
 def test_join_fails_with_661_on_a_lockspace_never_initialised(workdir: Path) -> None:
     sd_uuid = str(uuid.uuid4())
     ids, _ = make_lease_files(workdir, sd_uuid)
-    with pytest.raises(errors.AcquireHostIdFailure) as failure:
+    with pytest.raises(storage_errors.AcquireHostIdFailure) as failure:
         clusterlock.add_lockspace(sd_uuid, 1, str(ids), io_timeout=IO_TIMEOUT)
     assert failure.value.code == 661
     assert clusterlock.inquire_lockspace(sd_uuid, 1, str(ids)) is False
@@ -261,7 +261,7 @@ def test_leaving_is_refused_while_a_lease_is_held_then_releases_the_host_id(
     leaving = new_domain(workdir, join=True)
     leaving.acquire()
     try:
-        with pytest.raises(errors.ReleaseHostIdFailure) as failure:
+        with pytest.raises(storage_errors.ReleaseHostIdFailure) as failure:
             clusterlock.rem_lockspace(leaving.sd_uuid, 1, leaving.ids)
         assert failure.value.code == 662
         assert clusterlock.inquire_lockspace(leaving.sd_uuid, 1, leaving.ids) is True

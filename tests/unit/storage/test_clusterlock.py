@@ -17,6 +17,7 @@ import pytest
 
 from virthost.common import errors
 from virthost.storage import clusterlock, clusterlock_sanlock
+from virthost.storage import errors as storage_errors
 
 SD = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
 LEASES = "/dom/dom_md/leases"
@@ -130,7 +131,7 @@ def test_a_registration_inherited_from_a_parent_process_is_not_reused(
 @pytest.mark.parametrize("code", [-243, -244, -245])
 def test_lease_held_by_another_host_is_651_and_says_so(fake: FakeSanlock, code: int) -> None:
     fake.script["acquire"] = FakeSanlockException(code, "Lease is held by another host")
-    with pytest.raises(errors.LeaseHeldByOtherHost) as failure:
+    with pytest.raises(storage_errors.LeaseHeldByOtherHost) as failure:
         acquire()
     assert failure.value.to_wire()["code"] == 651
     assert failure.value.context["sanlock_errno"] == code
@@ -150,9 +151,9 @@ def test_other_acquire_failures_are_651_with_the_reason(
     fake: FakeSanlock, code: int, reason: str
 ) -> None:
     fake.script["acquire"] = FakeSanlockException(code)
-    with pytest.raises(errors.AcquireLockFailure) as failure:
+    with pytest.raises(storage_errors.AcquireLockFailure) as failure:
         acquire()
-    assert type(failure.value) is errors.AcquireLockFailure
+    assert type(failure.value) is storage_errors.AcquireLockFailure
     assert reason in str(failure.value)
 
 
@@ -167,7 +168,7 @@ def test_a_hung_acquire_times_out_and_is_released_when_it_finally_succeeds(
 ) -> None:
     unblock = threading.Event()
     fake.script["acquire"] = lambda *args, **kwargs: unblock.wait(30)
-    with pytest.raises(errors.AcquireLockFailure) as failure:
+    with pytest.raises(storage_errors.AcquireLockFailure) as failure:
         acquire(timeout=0.05)
     assert failure.value.context["timeout"] == 0.05
     assert "release" not in fake.names()
@@ -185,7 +186,7 @@ def test_a_late_failure_is_not_undone(fake: FakeSanlock) -> None:
         raise FakeSanlockException(-243)
 
     fake.script["acquire"] = slow_failure
-    with pytest.raises(errors.AcquireLockFailure):
+    with pytest.raises(storage_errors.AcquireLockFailure):
         acquire(timeout=0.05)
     unblock.set()
     for worker in threading.enumerate():
@@ -196,7 +197,7 @@ def test_a_late_failure_is_not_undone(fake: FakeSanlock) -> None:
 
 def test_release_not_held_is_660(fake: FakeSanlock) -> None:
     fake.script["release"] = FakeSanlockException(errno.EPERM)
-    with pytest.raises(errors.ReleaseLockFailure) as failure:
+    with pytest.raises(storage_errors.ReleaseLockFailure) as failure:
         clusterlock.release(SD, "SDM", LEASES, OFFSET)
     assert failure.value.code == 660
     assert "not held by this process" in str(failure.value)
@@ -212,14 +213,14 @@ def test_joining_again_with_the_held_host_id_is_a_no_op(fake: FakeSanlock) -> No
 def test_joining_a_lockspace_joined_with_another_host_id_is_661(fake: FakeSanlock) -> None:
     fake.script["add_lockspace"] = FakeSanlockException(errno.EEXIST)
     fake.script["inq_lockspace"] = lambda *args, **kwargs: False
-    with pytest.raises(errors.AcquireHostIdFailure) as failure:
+    with pytest.raises(storage_errors.AcquireHostIdFailure) as failure:
         clusterlock.add_lockspace(SD, 2, IDS)
     assert failure.value.code == 661
 
 
 def test_leaving_defaults_to_refusing_while_leases_are_held(fake: FakeSanlock) -> None:
     fake.script["rem_lockspace"] = FakeSanlockException(errno.EBUSY)
-    with pytest.raises(errors.ReleaseHostIdFailure) as failure:
+    with pytest.raises(storage_errors.ReleaseHostIdFailure) as failure:
         clusterlock.rem_lockspace(SD, 1, IDS)
     assert failure.value.code == 662
     assert "still held" in str(failure.value)
@@ -233,7 +234,7 @@ def test_leaving_a_lockspace_not_joined_is_a_no_op(fake: FakeSanlock) -> None:
 
 def test_init_failures_are_701(fake: FakeSanlock) -> None:
     fake.script["write_resource"] = FakeSanlockException(errno.ENOENT)
-    with pytest.raises(errors.ClusterLockInitError) as failure:
+    with pytest.raises(storage_errors.ClusterLockInitError) as failure:
         clusterlock.init_resource(SD, "SDM", LEASES, OFFSET)
     assert failure.value.code == 701
 
@@ -261,12 +262,12 @@ def test_get_hosts_waits_until_sanlock_knows_them(fake: FakeSanlock) -> None:
 
 def test_get_hosts_gives_up_at_its_deadline(fake: FakeSanlock) -> None:
     fake.script["get_hosts"] = FakeSanlockException(errno.EAGAIN)
-    with pytest.raises(errors.ClusterLockQueryError):
+    with pytest.raises(storage_errors.ClusterLockQueryError):
         clusterlock.get_hosts(SD, timeout=0.01)
 
 
 def test_host_status_of_an_unreported_host_is_an_error(fake: FakeSanlock) -> None:
-    with pytest.raises(errors.ClusterLockQueryError):
+    with pytest.raises(storage_errors.ClusterLockQueryError):
         clusterlock.host_status(SD, 5)
 
 
@@ -283,7 +284,7 @@ def test_owners_of_some_other_lease_at_that_offset_is_an_error(fake: FakeSanlock
         "resource": b"SDM",
         "version": 1,
     }
-    with pytest.raises(errors.ClusterLockQueryError, match="found lease other:SDM"):
+    with pytest.raises(storage_errors.ClusterLockQueryError, match="found lease other:SDM"):
         clusterlock.read_resource_owners(SD, "SDM", LEASES, OFFSET)
 
 
@@ -304,7 +305,7 @@ def test_a_registration_that_answers_too_late_is_closed(fake: FakeSanlock) -> No
         return late_fds[-1]
 
     fake.script["register"] = slow_register
-    with pytest.raises(errors.AcquireLockFailure, match="did not answer"):
+    with pytest.raises(storage_errors.AcquireLockFailure, match="did not answer"):
         clusterlock.register(timeout=0.05)
     unblock.set()
     for worker in threading.enumerate():

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from virthost.common import errors
 from virthost.common.commands import CommandResult
+from virthost.storage import errors as storage_errors
 from virthost.storage import qemuimg
 
 QCOW2_INFO = {
@@ -266,7 +267,7 @@ def test_create_options_escape_commas_and_cluster_size() -> None:
 )
 def test_invalid_requests_are_refused_before_running(call: Callable[[FakeRunner], Any]) -> None:
     runner = FakeRunner()
-    with pytest.raises(errors.InvalidParameterException) as info:
+    with pytest.raises(storage_errors.InvalidParameterException) as info:
         call(runner)
     assert info.value.code == 1000 and runner.calls == []
 

@@ -16,8 +16,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from virthost.common import errors
 from virthost.storage import constants as sc
+from virthost.storage import errors as storage_errors
 from virthost.storage import sdmetadata
 from virthost.storage.sdmetadata import DomainMetadata, LocalFileIO
 
@@ -150,7 +150,7 @@ def test_seal_of_non_ascii_uses_xml_character_references() -> None:
 
 def test_changed_value_breaks_the_seal() -> None:
     tampered = FILE_DOMAIN_V5.replace(b"ROLE=Regular", b"ROLE=Master")
-    with pytest.raises(errors.MetaDataSealIsBroken) as info:
+    with pytest.raises(storage_errors.MetaDataSealIsBroken) as info:
         DomainMetadata.parse(tampered)
     assert info.value.code == 752
     assert "9336f77705ff9e3d5faf65c4d0dc818a29de458d" in str(info.value)
@@ -158,13 +158,13 @@ def test_changed_value_breaks_the_seal() -> None:
 
 def test_changed_checksum_breaks_the_seal() -> None:
     tampered = FILE_DOMAIN_V5.replace(b"=9336f777", b"=0336f777")
-    with pytest.raises(errors.MetaDataSealIsBroken):
+    with pytest.raises(storage_errors.MetaDataSealIsBroken):
         sdmetadata.parse_entries(tampered)
 
 
 def test_removed_line_breaks_the_seal() -> None:
     tampered = FILE_DOMAIN_V5.replace(b"LEASERETRIES=3\n", b"")
-    with pytest.raises(errors.MetaDataSealIsBroken):
+    with pytest.raises(storage_errors.MetaDataSealIsBroken):
         sdmetadata.parse_entries(tampered)
 
 
@@ -187,13 +187,13 @@ def test_lines_without_equal_sign_are_skipped() -> None:
 
 def test_empty_metadata_has_no_entries() -> None:
     assert sdmetadata.parse_entries(b"") == {}
-    with pytest.raises(errors.MetaDataKeyNotFoundError) as info:
+    with pytest.raises(storage_errors.MetaDataKeyNotFoundError) as info:
         DomainMetadata.parse(b"")
     assert info.value.code == 751
 
 
 def test_invalid_utf8_is_a_validation_error() -> None:
-    with pytest.raises(errors.MetaDataValidationError):
+    with pytest.raises(storage_errors.MetaDataValidationError):
         sdmetadata.parse_entries(b"DESCRIPTION=\xff\n")
 
 
@@ -202,14 +202,14 @@ def test_invalid_utf8_is_a_validation_error() -> None:
 
 @pytest.mark.parametrize("value", ["two\nlines", "carriage\rreturn", "\ud800"])
 def test_values_that_cannot_be_stored_are_refused(value: str) -> None:
-    with pytest.raises(errors.InvalidParameterException) as info:
+    with pytest.raises(storage_errors.InvalidParameterException) as info:
         sdmetadata.render_entries({"DESCRIPTION": value})
     assert info.value.code == 1000
 
 
 @pytest.mark.parametrize("key", ["", "A=B", "_SHA_CKSUM", "A\nB"])
 def test_keys_that_cannot_be_stored_are_refused(key: str) -> None:
-    with pytest.raises(errors.InvalidParameterException):
+    with pytest.raises(storage_errors.InvalidParameterException):
         sdmetadata.render_entries({key: "x"})
 
 
@@ -219,11 +219,11 @@ def test_values_are_written_stripped() -> None:
 
 
 def test_model_refuses_unrepresentable_pool_values() -> None:
-    with pytest.raises(errors.InvalidParameterException):
+    with pytest.raises(storage_errors.InvalidParameterException):
         dataclasses.replace(file_domain(), pool_uuids=("a,b",))
-    with pytest.raises(errors.InvalidParameterException):
+    with pytest.raises(storage_errors.InvalidParameterException):
         dataclasses.replace(file_domain(), pool_domains={"a:b": "Active"})
-    with pytest.raises(errors.InvalidParameterException):
+    with pytest.raises(storage_errors.InvalidParameterException):
         dataclasses.replace(file_domain(), extra={"VERSION": "9"})
 
 
@@ -276,7 +276,7 @@ def test_blank_pool_uuid_is_no_pool() -> None:
      ("POOL_DOMAINS", "a:b:c"), ("ALIGNMENT", "1M")],
 )  # fmt: skip
 def test_invalid_values_are_validation_errors(key: str, value: str) -> None:
-    with pytest.raises(errors.MetaDataValidationError) as info:
+    with pytest.raises(storage_errors.MetaDataValidationError) as info:
         DomainMetadata.from_entries(entries_of(**{key: value}))
     assert info.value.code == 753
 
@@ -284,7 +284,7 @@ def test_invalid_values_are_validation_errors(key: str, value: str) -> None:
 def test_missing_required_key() -> None:
     entries = entries_of()
     del entries["SDUUID"]
-    with pytest.raises(errors.MetaDataKeyNotFoundError, match="SDUUID"):
+    with pytest.raises(storage_errors.MetaDataKeyNotFoundError, match="SDUUID"):
         DomainMetadata.from_entries(entries)
 
 
@@ -321,7 +321,7 @@ def test_changed_value_breaks_the_seal_of_any_entries(
     )
     if same:  # a non-ASCII character and its XML reference seal alike, as in VDSM
         return
-    with pytest.raises(errors.MetaDataSealIsBroken):
+    with pytest.raises(storage_errors.MetaDataSealIsBroken):
         sdmetadata.parse_entries(tampered.encode())
 
 
@@ -401,5 +401,5 @@ def test_direct_read_returns_the_whole_file(tmp_path: Path, size: int) -> None:
 def test_tampered_file_is_refused_on_read(tmp_path: Path) -> None:
     path = tmp_path / "metadata"
     path.write_bytes(FILE_DOMAIN_V5.replace(b"storage domain", b"storage d0main"))
-    with pytest.raises(errors.MetaDataSealIsBroken):
+    with pytest.raises(storage_errors.MetaDataSealIsBroken):
         sdmetadata.read_metadata(LocalFileIO(), str(path))

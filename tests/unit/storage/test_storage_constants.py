@@ -6,6 +6,7 @@ import pytest
 
 from virthost.common import errors
 from virthost.storage import constants as sc
+from virthost.storage import errors as storage_errors
 
 
 @pytest.mark.parametrize(
@@ -38,17 +39,17 @@ def test_vdsm_numeric_codes() -> None:
 @pytest.mark.parametrize(
     ("enum", "value", "error"),
     [
-        (sc.VolumeFormat, "qcow2", errors.IncorrectFormat),
-        (sc.VolumeFormat, 7, errors.IncorrectFormat),
-        (sc.VolumeType, "THIN", errors.IncorrectType),
-        (sc.VolumeType, 9, errors.IncorrectType),
-        (sc.StorageType, "CEPH", errors.StorageDomainTypeError),
-        (sc.DomainClass, "Export", errors.StorageDomainClassError),
-        (sc.VolumeRole, "ROOT", errors.InvalidParameterException),
-        (sc.Legality, "MAYBE", errors.InvalidParameterException),
-        (sc.VolumeFormat, True, errors.IncorrectFormat),
-        (sc.VolumeFormat, None, errors.IncorrectFormat),
-        (sc.VolumeType, "--1", errors.IncorrectType),
+        (sc.VolumeFormat, "qcow2", storage_errors.IncorrectFormat),
+        (sc.VolumeFormat, 7, storage_errors.IncorrectFormat),
+        (sc.VolumeType, "THIN", storage_errors.IncorrectType),
+        (sc.VolumeType, 9, storage_errors.IncorrectType),
+        (sc.StorageType, "CEPH", storage_errors.StorageDomainTypeError),
+        (sc.DomainClass, "Export", storage_errors.StorageDomainClassError),
+        (sc.VolumeRole, "ROOT", storage_errors.InvalidParameterException),
+        (sc.Legality, "MAYBE", storage_errors.InvalidParameterException),
+        (sc.VolumeFormat, True, storage_errors.IncorrectFormat),
+        (sc.VolumeFormat, None, storage_errors.IncorrectFormat),
+        (sc.VolumeType, "--1", storage_errors.IncorrectType),
     ],
 )
 def test_bad_values_raise_vdsm_errors(
@@ -59,12 +60,12 @@ def test_bad_values_raise_vdsm_errors(
 
 
 def test_error_codes() -> None:
-    assert errors.IncorrectFormat.code == 202
-    assert errors.IncorrectType.code == 231
-    assert errors.StorageDomainTypeError.code == 372
-    assert errors.StorageDomainClassError.code == 386
-    assert errors.InvalidParameterException.code == 1000
-    assert issubclass(errors.MetaDataSealIsBroken, errors.MetaDataGeneralError)
+    assert storage_errors.IncorrectFormat.code == 202
+    assert storage_errors.IncorrectType.code == 231
+    assert storage_errors.StorageDomainTypeError.code == 372
+    assert storage_errors.StorageDomainClassError.code == 386
+    assert storage_errors.InvalidParameterException.code == 1000
+    assert issubclass(storage_errors.MetaDataSealIsBroken, storage_errors.MetaDataGeneralError)
 
 
 def test_storage_type_schema_name_and_families() -> None:
@@ -95,9 +96,9 @@ def test_domain_status_maps_deprecated_inactive() -> None:
 def test_qemu_format_names() -> None:
     assert sc.VolumeFormat.COW.qemu_format == "qcow2"
     assert sc.VolumeFormat.from_qemu("raw") is sc.VolumeFormat.RAW
-    with pytest.raises(errors.IncorrectFormat):
+    with pytest.raises(storage_errors.IncorrectFormat):
         sc.VolumeFormat.from_qemu("vmdk")
-    with pytest.raises(errors.IncorrectFormat):
+    with pytest.raises(storage_errors.IncorrectFormat):
         _ = sc.VolumeFormat.UNKNOWN.qemu_format
 
 
@@ -105,7 +106,7 @@ def test_max_hosts_by_sector_and_alignment() -> None:
     assert sc.max_hosts(512, sc.ALIGNMENT_1M) == 2000
     assert sc.max_hosts(4096, sc.ALIGNMENT_1M) == 250
     assert sc.max_hosts(4096, sc.ALIGNMENT_8M) == 2000
-    with pytest.raises(errors.InvalidParameterException):
+    with pytest.raises(storage_errors.InvalidParameterException):
         sc.max_hosts(512, sc.ALIGNMENT_2M)
 
 

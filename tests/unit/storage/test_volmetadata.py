@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from virthost.common import errors
 from virthost.storage import constants as sc
+from virthost.storage import errors as storage_errors
 from virthost.storage import volmetadata
 from virthost.storage.volmetadata import VolumeMetadata
 
@@ -112,12 +112,12 @@ def test_reads_a_v4_record_converting_size_to_capacity() -> None:
 
 
 def test_v4_rendering_refuses_a_capacity_it_cannot_express() -> None:
-    with pytest.raises(errors.InvalidParameterException):
+    with pytest.raises(storage_errors.InvalidParameterException):
         dataclasses.replace(template(), capacity=1000).render(4)
 
 
 def test_unknown_domain_version_is_refused() -> None:
-    with pytest.raises(errors.InvalidParameterException):
+    with pytest.raises(storage_errors.InvalidParameterException):
         leaf().render(6)
 
 
@@ -141,7 +141,7 @@ def test_whitespace_and_lines_without_equal_sign() -> None:
 
 
 def test_cleared_metadata_is_a_read_error() -> None:
-    with pytest.raises(errors.VolumeMetadataReadError, match="cleared"):
+    with pytest.raises(storage_errors.VolumeMetadataReadError, match="cleared"):
         VolumeMetadata.parse(b"NONE=" + b"#" * 400 + b"\nEOF\n")
 
 
@@ -157,13 +157,13 @@ def test_cleared_metadata_is_a_read_error() -> None:
     ],
 )
 def test_unreadable_records_are_read_errors(old: bytes, new: bytes, problem: str) -> None:
-    with pytest.raises(errors.VolumeMetadataReadError, match=problem) as info:
+    with pytest.raises(storage_errors.VolumeMetadataReadError, match=problem) as info:
         VolumeMetadata.parse(LEAF_V5.replace(old, new))
     assert info.value.code == 207
 
 
 def test_empty_record_names_every_missing_key() -> None:
-    with pytest.raises(errors.VolumeMetadataReadError) as info:
+    with pytest.raises(storage_errors.VolumeMetadataReadError) as info:
         VolumeMetadata.parse(b"EOF\n")
     for key in ("DOMAIN", "IMAGE", "PUUID", "CAP", "FORMAT", "CTIME", "LEGALITY"):
         assert key in str(info.value)
@@ -180,7 +180,7 @@ def test_long_description_is_cut_to_210_characters() -> None:
 
 def test_record_over_one_sector_is_refused() -> None:
     md = dataclasses.replace(leaf(), description="é" * sc.DESCRIPTION_SIZE)
-    with pytest.raises(errors.MetadataOverflowError) as info:
+    with pytest.raises(storage_errors.MetadataOverflowError) as info:
         md.render()
     assert info.value.code == 756
 
@@ -223,7 +223,7 @@ def test_longest_ascii_description_always_fits(description: str) -> None:
     ],
 )
 def test_invalid_fields_are_refused(changes: dict[str, object]) -> None:
-    with pytest.raises(errors.InvalidParameterException):
+    with pytest.raises(storage_errors.InvalidParameterException):
         dataclasses.replace(leaf(), **changes)  # type: ignore[arg-type]
 
 
@@ -235,7 +235,7 @@ def test_generation_wraps_after_999() -> None:
 def test_block_slot_offsets() -> None:
     assert volmetadata.slot_offset(4, 4) == 4 * 512
     assert volmetadata.slot_offset(1, 5) == 1024 * 1024 + 8 * 1024
-    with pytest.raises(errors.InvalidParameterException):
+    with pytest.raises(storage_errors.InvalidParameterException):
         volmetadata.slot_offset(-1, 5)
 
 
@@ -267,7 +267,7 @@ volumes = st.builds(
 def test_v5_records_round_trip_or_overflow(md: VolumeMetadata) -> None:
     try:
         data = md.render(5)
-    except errors.MetadataOverflowError:
+    except storage_errors.MetadataOverflowError:
         assert len(md.description.encode()) > 200
         return
     assert len(data) <= sc.METADATA_SIZE and data.endswith(b"\nEOF\n")
@@ -279,7 +279,7 @@ def test_v5_records_round_trip_or_overflow(md: VolumeMetadata) -> None:
 def test_v4_records_round_trip_except_sequence(md: VolumeMetadata) -> None:
     try:
         data = md.render(4)
-    except errors.MetadataOverflowError:
+    except storage_errors.MetadataOverflowError:
         return
     assert b"MTIME=0\n" in data and b"CAP=" not in data and b"SEQ=" not in data
     expected = dataclasses.replace(md, description=md.description.strip(), sequence=0)
@@ -290,6 +290,6 @@ def test_v4_records_round_trip_except_sequence(md: VolumeMetadata) -> None:
 def test_anything_after_eof_is_ignored(md: VolumeMetadata, tail: bytes) -> None:
     try:
         data = md.render()
-    except errors.MetadataOverflowError:
+    except storage_errors.MetadataOverflowError:
         return
     assert VolumeMetadata.parse(data + tail) == VolumeMetadata.parse(data)

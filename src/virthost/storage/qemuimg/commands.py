@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 from typing import Unpack
 
-from virthost.common import errors
+from virthost.storage import errors as storage_errors
 from virthost.storage.qemuimg import results
 from virthost.storage.qemuimg.results import CheckResult, ImageInfo, MapExtent, MeasureResult
 from virthost.storage.qemuimg.running import QEMU_IMG, ProgressCallback, Run, run
@@ -77,7 +77,7 @@ def create(
     qcow2 images get ``compat`` (default 1.1); ``unsafe`` does not open the backing file.
     """
     if compat and format != QCOW2:
-        raise errors.InvalidParameterException(f"compat={compat!r} for format={format!r}")
+        raise storage_errors.InvalidParameterException(f"compat={compat!r} for format={format!r}")
     opts = [_opt("compat", _compat(compat))] if format == QCOW2 else []
     opts += [_opt("cluster_size", str(cluster_size))] if cluster_size else []
     opts += [_opt("preallocation", _prealloc(preallocation, format))] if preallocation else []
@@ -212,7 +212,7 @@ def measure(
 ) -> MeasureResult:
     """Bytes an ``output_format`` image needs to hold ``path``, or a new image of ``size``."""
     if (path is None) == (size is None):
-        raise errors.InvalidParameterException("measure needs either path or size")
+        raise storage_errors.InvalidParameterException("measure needs either path or size")
     argv = [QEMU_IMG, "measure", "--output", "json", "-O", output_format, *_flag("-f", format)]
     argv += ["--size", *_size(size)] if path is None else [path_arg(path)]
     result = run(argv, options, METADATA_TIMEOUT)
@@ -251,7 +251,7 @@ def path_arg(path: StrPath) -> str:
     """``path`` written so that qemu-img reads a file name, not an option or a protocol."""
     text = os.fspath(path)
     if not text:
-        raise errors.InvalidParameterException("path=''")
+        raise storage_errors.InvalidParameterException("path=''")
     if not text.startswith("/") and (text.startswith("-") or ":" in text.split("/", 1)[0]):
         return "./" + text
     return text
@@ -275,30 +275,34 @@ def _opts(opts: list[str]) -> list[str]:
 
 def _size(size: int | None) -> list[str]:
     if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
-        raise errors.InvalidParameterException(f"size={size!r}")
+        raise storage_errors.InvalidParameterException(f"size={size!r}")
     return [] if size is None else [str(size)]
 
 
 def _backing(backing: str | None, backing_format: str | None) -> list[str]:
     if backing is not None and not backing_format:
-        raise errors.InvalidParameterException(f"backing={backing!r} needs a backing_format")
+        raise storage_errors.InvalidParameterException(
+            f"backing={backing!r} needs a backing_format"
+        )
     return [] if backing is None else ["-b", backing, "-F", str(backing_format)]
 
 
 def _compat(compat: str | None) -> str:
     value = compat or DEFAULT_QCOW2_COMPAT
     if value not in QCOW2_COMPAT:
-        raise errors.InvalidParameterException(f"compat={compat!r}")
+        raise storage_errors.InvalidParameterException(f"compat={compat!r}")
     return value
 
 
 def _prealloc(mode: str, format: str | None) -> str:
     if mode not in PREALLOCATION or (mode == "metadata" and format != QCOW2):
-        raise errors.InvalidParameterException(f"preallocation={mode!r} for format={format!r}")
+        raise storage_errors.InvalidParameterException(
+            f"preallocation={mode!r} for format={format!r}"
+        )
     return mode
 
 
 def _bitmap(path: StrPath, name: str) -> list[str]:
     if not name or name.startswith("-"):
-        raise errors.InvalidParameterException(f"bitmap={name!r}")
+        raise storage_errors.InvalidParameterException(f"bitmap={name!r}")
     return ["-f", QCOW2, path_arg(path), name]
