@@ -16,6 +16,7 @@ from pathlib import Path
 from virthost.api.dispatch import Bridge
 from virthost.api.host import HostApi
 from virthost.api.schema import Schema
+from virthost.api.storagedomain import StorageDomainApi
 from virthost.api.storagepool import StoragePoolApi
 from virthost.api.vm import VmApi
 from virthost.common.commands import CommandRunner
@@ -33,6 +34,8 @@ from virthost.rpc.events import EventBus
 from virthost.rpc.jsonrpc import JsonRpcServer
 from virthost.rpc.server import RpcServer
 from virthost.storage.connections import StorageConnections
+from virthost.storage.filedomain import FileDomains
+from virthost.storage.oop import ProcessPools
 from virthost.supervisor.client import SupervisorProxy
 from virthost.virt import eventloop
 from virthost.virt.connection import LibvirtConnection
@@ -116,12 +119,19 @@ class Daemon:
             self.supervisor,
             config.storage.nfs_mount_options,
         )
+        self.oop_pools = ProcessPools()
+        self.file_domains = FileDomains(
+            self.storage_connections.mount_root,
+            self.storage_connections.mount_point,
+            self.oop_pools,
+        )
         self.bridge = Bridge(
             Schema.default(),
             {
                 "Host": HostApi(self.host, self.virt),
                 "VM": VmApi(self.virt),
                 "StoragePool": StoragePoolApi(self.storage_connections),
+                "StorageDomain": StorageDomainApi(self.file_domains),
             },
         )
         self.jsonrpc = JsonRpcServer(
@@ -261,6 +271,7 @@ class Daemon:
             executor.stop(wait=False)
         self.scheduler.stop()
         self.libvirt.close()
+        self.oop_pools.close()
         self.supervisor.close()
         self.hooks.run_plain("after_virthost_stop")
         log.info("stopped")

@@ -193,3 +193,51 @@ class InvalidParameterException(VirtHostError):
 
     code = 1000
     message = "Invalid parameter"
+
+
+# --- storage domains (VDSM's 351-394) ------------------------------------------------------
+
+
+class StorageDomainCreationError(StorageException):
+    code = 351
+    message = "Error creating a storage domain"
+
+
+class StorageDomainDoesNotExist(StorageException):
+    code = 358
+    message = "Storage domain does not exist"
+
+
+class StorageDomainFSNotMounted(StorageException):
+    code = 360
+    message = "Storage domain remote path not mounted"
+
+
+class StorageDomainAlreadyExists(StorageException):
+    code = 365
+    message = "Storage domain already exists"
+
+
+class StorageDomainAccessError(StorageException):
+    code = 379
+    message = "Domain is either partially accessible or entirely inaccessible"
+
+
+class StorageDomainDescriptionTooLongError(StorageException):
+    code = 387
+    message = "Storage domain description is too long"
+
+
+class StorageDomainIllegalRemotePath(StorageException):
+    code = 390
+    message = "Remote path is illegal"
+
+
+class CannotFormatAttachedStorageDomain(StorageException):
+    code = 391
+    message = "Cannot format attached storage domain"
+
+
+class UnsupportedDomainVersion(StorageException):
+    code = 394
+    message = "Domain version is unsupported by this version of the host agent"
