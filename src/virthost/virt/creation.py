@@ -87,12 +87,13 @@ class VmStarter:
         """
         try:
             xml = self._prepare(vm, domain, "before_vm_dehibernate" if restore_from else None)
-            if vm.is_down:  # destroyed while waiting for a worker
-                return
-            if restore_from:
-                self._define_and_restore(vm, xml, restore_from)
-            else:
-                self._define_and_start(vm, xml)
+            with vm.start_stop_lock:
+                if vm.is_down:  # destroyed while waiting for a worker
+                    return
+                if restore_from:
+                    self._define_and_restore(vm, xml, restore_from)
+                else:
+                    self._define_and_start(vm, xml)
         except errors.VirtHostError as e:
             self._failed(vm, e.detail or e.wire_message)
         except Exception as e:

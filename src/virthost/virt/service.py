@@ -241,11 +241,12 @@ class VirtService:
                     dom.destroy()
             undefine_domain(dom)
 
-        try:
-            self._libvirt.call(kill, f"destroying vm {vm.id}", self._settings.destroy_timeout)
-        except errors.VirtHostError as e:
-            raise _VmDestroyFailed(f"{vm.id}: {e.detail or e.wire_message}") from None
-        vm.go_down(vm.stop_reason or ExitReason.ADMIN_SHUTDOWN)
+        with vm.start_stop_lock:  # waits for a start in progress to finish
+            try:
+                self._libvirt.call(kill, f"destroying vm {vm.id}", self._settings.destroy_timeout)
+            except errors.VirtHostError as e:
+                raise _VmDestroyFailed(f"{vm.id}: {e.detail or e.wire_message}") from None
+            vm.go_down(vm.stop_reason or ExitReason.ADMIN_SHUTDOWN)
         self.vms.remove(vm.id)
         self.sampler.forget(vm.id)
         if vm.domain_xml:

@@ -39,6 +39,9 @@ class Vm:
         self.name = name
         self.external = external
         self.lock = threading.RLock()
+        # held while the domain is being defined and started, and while it is destroyed, so
+        # that a destroy during the start cannot leave a running domain nobody manages
+        self.start_stop_lock = threading.Lock()
         self._on_status = on_status
         self._status = status
         self._status_time = monotonic_ms()
