@@ -9,6 +9,7 @@ from typing import Any
 from virthost.common import context, errors
 from virthost.daemon import logs
 from virthost.host.service import HostService
+from virthost.storage.monitor import DomainMonitor
 from virthost.virt.service import VirtService
 
 log = logging.getLogger("virthost.api.host")
@@ -33,9 +34,15 @@ def interface_of(caps: dict[str, Any], address: str) -> str:
 
 
 class HostApi:
-    def __init__(self, host: HostService, virt: VirtService | None = None) -> None:
+    def __init__(
+        self,
+        host: HostService,
+        virt: VirtService | None = None,
+        monitor: DomainMonitor | None = None,
+    ) -> None:
         self._host = host
         self._virt = virt
+        self._monitor = monitor
 
     def runs_inline(self, verb: str) -> bool:
         """Fast verbs run on the reactor, unless stats hooks have to run for them."""
@@ -84,6 +91,22 @@ class HostApi:
 
     def getNetworkStatistics(self) -> dict[str, Any]:
         return self._host.network_statistics()
+
+    # --- storage domain monitoring ------------------------------------------------------
+
+    def _domain_monitor(self) -> DomainMonitor:
+        if self._monitor is None:
+            raise errors.MethodNotImplemented("this host monitors no storage domains")
+        return self._monitor
+
+    def startMonitoringDomain(self, sdUUID: str, hostID: Any) -> None:
+        self._domain_monitor().start_monitoring(sdUUID, hostID)
+
+    def stopMonitoringDomain(self, sdUUID: str) -> None:
+        self._domain_monitor().stop_monitoring(sdUUID)
+
+    def getStorageRepoStats(self, domains: list[str] | None = None) -> dict[str, Any]:
+        return self._domain_monitor().report(domains or None)
 
     # --- VMs ---------------------------------------------------------------------------
 

@@ -33,8 +33,10 @@ from virthost.host.stats import VmSummary
 from virthost.rpc.events import EventBus
 from virthost.rpc.jsonrpc import JsonRpcServer
 from virthost.rpc.server import RpcServer
+from virthost.storage import clusterlock
 from virthost.storage.connections import StorageConnections
 from virthost.storage.filedomain import FileDomains
+from virthost.storage.monitor import DomainMonitor
 from virthost.storage.oop import ProcessPools
 from virthost.supervisor.client import SupervisorProxy
 from virthost.virt import eventloop
@@ -44,6 +46,15 @@ from virthost.virt.recovery import recover_with_retries
 from virthost.virt.service import VirtService, VirtSettings, resolve_domain_type
 
 log = logging.getLogger("virthost.daemon")
+
+LOCKSPACE_INQUIRE_TIMEOUT = 2.0
+
+
+def _inquire_lockspace(sd_uuid: str, host_id: int, ids_path: str) -> bool | None:
+    """Whether this host holds ``host_id`` in the domain's lockspace (monitor reports)."""
+    return clusterlock.inquire_lockspace(
+        sd_uuid, host_id, ids_path, timeout=LOCKSPACE_INQUIRE_TIMEOUT
+    )
 
 
 class Daemon:
@@ -113,6 +124,7 @@ class Daemon:
             blocking=self.blocking_executor,
             timeout=config.libvirt.timeout,
             vm_summary=self._vm_summary,
+            storage_domains=lambda: self.domain_monitor.report(),
         )
         self.storage_connections = StorageConnections(
             Path(config.storage.repository) / "mnt",
@@ -125,10 +137,18 @@ class Daemon:
             self.storage_connections.mount_point,
             self.oop_pools,
         )
+        self.domain_monitor = DomainMonitor(
+            self.file_domains,
+            self.oop_pools,
+            self.scheduler,
+            self.periodic_executor,
+            config.storage.domain_check_interval,
+            inquire=_inquire_lockspace,
+        )
         self.bridge = Bridge(
             Schema.default(),
             {
-                "Host": HostApi(self.host, self.virt),
+                "Host": HostApi(self.host, self.virt, self.domain_monitor),
                 "VM": VmApi(self.virt),
                 "StoragePool": StoragePoolApi(self.storage_connections),
                 "StorageDomain": StorageDomainApi(self.file_domains),
@@ -267,6 +287,7 @@ class Daemon:
         self.server.stop()
         for op in self._periodic:
             op.stop()
+        self.domain_monitor.stop()
         for executor in self._executors():
             executor.stop(wait=False)
         self.scheduler.stop()

@@ -151,6 +151,9 @@ class StorageSection:
     )
     mount_timeout: float = option(120.0, "Seconds a mount or unmount may take.")
     nfs_mount_options: str = option("soft,nosharecache", "Options added to every NFS mount.")
+    domain_check_interval: float = option(
+        10.0, "Seconds between the health checks (metadata reads) of each monitored domain."
+    )
 
 
 @dataclass

@@ -42,6 +42,7 @@ class HostService:
         root: str = "/",
         timeout: float = 60.0,
         vm_summary: Callable[[], VmSummary] | None = None,
+        storage_domains: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self.host_id = host_id
         self._libvirt = libvirt
@@ -52,6 +53,7 @@ class HostService:
         self._root = root
         self._timeout = timeout
         self._vm_summary = vm_summary
+        self._storage_domains = storage_domains
         self._sampler = HostStatsSampler(root)
         self._connectivity_lock = threading.Lock()
         self.last_connectivity_confirmation: float | None = None
@@ -64,7 +66,10 @@ class HostService:
 
     def stats(self) -> dict[str, Any]:
         vms = self._vm_summary() if self._vm_summary is not None else None
-        return self._sampler.stats(vms=vms)
+        stats = self._sampler.stats(vms=vms)
+        if self._storage_domains is not None:
+            stats["storageDomains"] = self._storage_domains()
+        return stats
 
     # --- inventory ---------------------------------------------------------------------
 
