@@ -14,7 +14,7 @@ migration as in VDSM. Notes on each:
 * VM.setTicket changes the password of the first graphics device in place (a copy of the live
   ``<graphics>`` with ``passwd``/``passwdValidTo``), never in the stored definition. QEMU only
   accepts a VNC password when the display was started with password authentication, which
-  the engine's XML asks for with an expired placeholder ``passwd``.
+  the engine's XML asks for with an already expired ``passwd``.
 * VM.screenshot streams the image libvirt takes (PNG or PPM, as libvirt's QEMU gives it) and
   returns it base64-encoded; a VM without any screen gets UnsupportedOperation, not a fake
   picture. The size is bounded so a huge framebuffer cannot exhaust the daemon's memory.

@@ -6,8 +6,6 @@ so that StorageDomain.create can have sanlock format the lockspace.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -20,9 +18,10 @@ from fixtures import daemon as daemon_fixtures
 from fixtures.sanlock import SanlockDaemon, local_daemon_for_session
 from virthost.common.pki import PkiPaths
 
+from .localfs import connected_local_dir
+
 pytestmark = pytest.mark.integration
 
-POOL = "00000000-0000-0000-0000-000000000000"
 CHECK_INTERVAL = 0.5
 
 
@@ -42,21 +41,8 @@ def services(pki: PkiPaths, sanlock_daemon: SanlockDaemon) -> Iterator[daemon_fi
 
 @pytest.fixture
 def local_dir(services: daemon_fixtures.Services) -> Iterator[Path]:
-    directory = Path(tempfile.mkdtemp(prefix="virthost-monitor-", dir="/tmp"))
-    shutil.chown(directory, group="sanlock")
-    directory.chmod(0o2770)
-    params = [{"id": str(uuid.uuid4()), "connection": str(directory)}]
-    with services.client() as cli:
-        answer = cli.StoragePool.connectStorageServer(
-            storagepoolID=POOL, domainType=4, connectionParams=params
-        )
-        assert answer[0]["status"] == 0
-    yield directory
-    with services.client() as cli:
-        cli.StoragePool.disconnectStorageServer(
-            storagepoolID=POOL, domainType=4, connectionParams=params
-        )
-    shutil.rmtree(directory, ignore_errors=True)
+    with connected_local_dir(services, "virthost-monitor-") as directory:
+        yield directory
 
 
 def wait_for(

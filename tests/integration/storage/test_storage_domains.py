@@ -8,9 +8,7 @@ domain's files between the agent and sanlock.
 from __future__ import annotations
 
 import grp
-import shutil
 import stat
-import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,9 +21,10 @@ from virthost.client import errors as client_errors
 from virthost.common.pki import PkiPaths
 from virthost.storage import sdmetadata
 
+from .localfs import connected_local_dir
+
 pytestmark = pytest.mark.integration
 
-POOL = "00000000-0000-0000-0000-000000000000"
 MiB = 1024 * 1024
 
 
@@ -43,21 +42,8 @@ def services(pki: PkiPaths, sanlock_daemon: SanlockDaemon) -> Iterator[daemon_fi
 
 @pytest.fixture
 def local_dir(services: daemon_fixtures.Services) -> Iterator[Path]:
-    directory = Path(tempfile.mkdtemp(prefix="virthost-localfs-", dir="/tmp"))
-    shutil.chown(directory, group="sanlock")
-    directory.chmod(0o2770)
-    params = [{"id": str(uuid.uuid4()), "connection": str(directory)}]
-    with services.client() as cli:
-        answer = cli.StoragePool.connectStorageServer(
-            storagepoolID=POOL, domainType=4, connectionParams=params
-        )
-        assert answer[0]["status"] == 0
-    yield directory
-    with services.client() as cli:
-        cli.StoragePool.disconnectStorageServer(
-            storagepoolID=POOL, domainType=4, connectionParams=params
-        )
-    shutil.rmtree(directory, ignore_errors=True)
+    with connected_local_dir(services, "virthost-localfs-") as directory:
+        yield directory
 
 
 def test_domain_lifecycle(services: daemon_fixtures.Services, local_dir: Path) -> None:
