@@ -24,11 +24,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import selectors
 import shlex
 import signal
 import subprocess
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -149,6 +151,81 @@ class CommandRunner:
             tuple(full_argv), process.returncode, out, err, time.monotonic() - started
         )
         log.debug("Finished %s: rc=%d in %.3f s", shown, result.rc, result.duration)
+        if check and result.rc != 0:
+            raise CommandFailed(f"{shown} {_describe_exit(result.rc)}{_stderr_tail(err)}", result)
+        return result
+
+    def run_streaming(
+        self,
+        argv: Sequence[str],
+        timeout: float,
+        on_stdout: Callable[[bytes], None],
+        *,
+        cwd: str | None = None,
+        check: bool = True,
+    ) -> CommandResult:
+        """Like :meth:`run`, handing stdout to ``on_stdout`` chunk by chunk as it comes.
+
+        For long commands that report progress (``qemu-img convert -p``); the returned
+        result's ``out`` is empty since the output went to the callback.
+        """
+        full_argv = _wrapped_argv(argv, None, False)
+        if timeout <= 0:
+            raise ValueError(f"timeout must be positive, got {timeout}")
+        shown = _shown(full_argv)
+        started = time.monotonic()
+        deadline = started + timeout
+        try:
+            process = subprocess.Popen(
+                full_argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                cwd=cwd,
+                start_new_session=True,
+                close_fds=True,
+            )
+        except OSError as e:
+            raise errors.CommandError(
+                f"cannot run {shown}: {e.strerror or e}", argv=full_argv
+            ) from e
+        assert process.stdout is not None and process.stderr is not None
+        err_chunks: list[bytes] = []
+        err_reader = threading.Thread(
+            target=lambda: err_chunks.append(process.stderr.read() if process.stderr else b""),
+            name="command-stderr",
+            daemon=True,
+        )
+        err_reader.start()
+        try:
+            with selectors.DefaultSelector() as selector:
+                selector.register(process.stdout, selectors.EVENT_READ)
+                while True:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise subprocess.TimeoutExpired(full_argv, timeout)
+                    if not selector.select(remaining):
+                        continue
+                    chunk = os.read(process.stdout.fileno(), 65536)
+                    if not chunk:
+                        break
+                    on_stdout(chunk)
+            process.wait(max(deadline - time.monotonic(), 0.001))
+        except subprocess.TimeoutExpired:
+            self._kill_group(process, shown)
+            raise errors.CommandTimeout(
+                f"{shown} did not finish within {timeout:g} s and was killed",
+                argv=full_argv,
+                timeout=timeout,
+            ) from None
+        except BaseException:
+            self._kill_group(process, shown)
+            raise
+        err_reader.join(self._term_grace)
+        err = b"".join(err_chunks)
+        result = CommandResult(
+            tuple(full_argv), process.returncode, b"", err, time.monotonic() - started
+        )
         if check and result.rc != 0:
             raise CommandFailed(f"{shown} {_describe_exit(result.rc)}{_stderr_tail(err)}", result)
         return result

@@ -156,3 +156,39 @@ def test_command_runner_satisfies_runner_protocol() -> None:
         return runner.run(["echo", "via-protocol"], timeout=5).out_text
 
     assert service(CommandRunner()) == "via-protocol\n"
+
+
+def test_streaming_delivers_output_while_the_command_runs(tmp_path: Path) -> None:
+    import threading
+
+    fifo = tmp_path / "gate"
+    os.mkfifo(fifo)
+    chunks: list[bytes] = []
+    first = threading.Event()
+
+    def on_stdout(chunk: bytes) -> None:
+        chunks.append(chunk)
+        first.set()
+
+    results: list[CommandResult] = []
+    runner = threading.Thread(
+        target=lambda: results.append(
+            CommandRunner().run_streaming(
+                ["sh", "-c", f"echo first; read x < {fifo}; echo second"], 30, on_stdout
+            )
+        )
+    )
+    runner.start()
+    assert first.wait(10), "no output reached the callback while the command was blocked"
+    with open(fifo, "w") as gate:
+        gate.write("go\n")
+    runner.join(30)
+    assert b"".join(chunks) == b"first\nsecond\n"
+    assert results[0].rc == 0 and results[0].out == b""
+
+
+def test_streaming_timeout_and_failure() -> None:
+    with pytest.raises(errors.CommandTimeout):
+        CommandRunner(term_grace=0.5).run_streaming(["sleep", "30"], 0.3, lambda _: None)
+    with pytest.raises(errors.CommandError, match="oops"):
+        CommandRunner().run_streaming(["sh", "-c", "echo oops >&2; exit 3"], 10, lambda _: None)
