@@ -14,6 +14,7 @@ import pytest
 from fixtures import daemon as daemon_fixtures
 from fixtures import gluster
 from virthost.common.pki import PkiPaths
+from virthost.storage.connections import transform_path
 
 pytestmark = pytest.mark.integration
 
@@ -42,7 +43,7 @@ def test_local_directory(services: daemon_fixtures.Services) -> None:
             storagepoolID=POOL, domainType=4, connectionParams=params
         )
         assert answer == [{"id": conn_id, "status": 0}]
-        link = services.workdir / "data-center" / "mnt" / str(directory).replace("/", "_")
+        link = services.workdir / "data-center" / "mnt" / transform_path(str(directory))
         assert link.is_symlink() and os.readlink(link) == str(directory)
         again = cli.StoragePool.connectStorageServer(
             storagepoolID=POOL, domainType="LOCALFS", connectionParams=params
@@ -102,9 +103,7 @@ def test_glusterfs_volume(services: daemon_fixtures.Services) -> None:
                 storagepoolID=POOL, domainType=7, connectionParams=params
             )
             assert answer == [{"id": conn_id, "status": 0}]
-            target = (
-                services.workdir / "data-center" / "mnt" / "glusterSD" / remote.replace("/", "_")
-            )
+            target = services.workdir / "data-center" / "mnt" / "glusterSD" / transform_path(remote)
             assert mounted(target)
             probe = target / f"probe-{uuid.uuid4().hex}"
             probe.write_text("shared")
