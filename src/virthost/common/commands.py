@@ -113,26 +113,9 @@ class CommandRunner:
         ``env``, when given, is the command's whole environment (as with :mod:`subprocess`).
         """
         full_argv = _wrapped_argv(argv, nice, ionice_idle)
-        if timeout <= 0:
-            raise ValueError(f"timeout must be positive, got {timeout}")
         shown = _shown(full_argv)
-        log.debug("Running %s (timeout %g s)", shown, timeout)
         started = time.monotonic()
-        try:
-            process = subprocess.Popen(
-                full_argv,
-                stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                env=dict(env) if env is not None else None,
-                cwd=cwd,
-                start_new_session=True,
-                close_fds=True,
-            )
-        except OSError as e:
-            raise errors.CommandError(
-                f"cannot run {shown}: {e.strerror or e}", argv=full_argv
-            ) from e
+        process = _spawn(full_argv, shown, timeout, input is not None, env, cwd)
 
         try:
             out, err = process.communicate(input, timeout=timeout)
@@ -170,25 +153,10 @@ class CommandRunner:
         result's ``out`` is empty since the output went to the callback.
         """
         full_argv = _wrapped_argv(argv, None, False)
-        if timeout <= 0:
-            raise ValueError(f"timeout must be positive, got {timeout}")
         shown = _shown(full_argv)
         started = time.monotonic()
         deadline = started + timeout
-        try:
-            process = subprocess.Popen(
-                full_argv,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                cwd=cwd,
-                start_new_session=True,
-                close_fds=True,
-            )
-        except OSError as e:
-            raise errors.CommandError(
-                f"cannot run {shown}: {e.strerror or e}", argv=full_argv
-            ) from e
+        process = _spawn(full_argv, shown, timeout, False, None, cwd)
         assert process.stdout is not None and process.stderr is not None
         err_chunks: list[bytes] = []
         err_reader = threading.Thread(
@@ -253,6 +221,33 @@ class CommandRunner:
             process.wait(timeout=self._term_grace)
         except subprocess.TimeoutExpired:
             log.error("%s (pid %d) could not be reaped after SIGKILL", shown, process.pid)
+
+
+def _spawn(
+    argv: list[str],
+    shown: str,
+    timeout: float,
+    with_input: bool,
+    env: Mapping[str, str] | None,
+    cwd: str | None,
+) -> subprocess.Popen[bytes]:
+    """Start ``argv`` in a session of its own (so a timeout can kill the whole group)."""
+    if timeout <= 0:
+        raise ValueError(f"timeout must be positive, got {timeout}")
+    log.debug("Running %s (timeout %g s)", shown, timeout)
+    try:
+        return subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE if with_input else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=dict(env) if env is not None else None,
+            cwd=cwd,
+            start_new_session=True,
+            close_fds=True,
+        )
+    except OSError as e:
+        raise errors.CommandError(f"cannot run {shown}: {e.strerror or e}", argv=argv) from e
 
 
 def _wrapped_argv(argv: Sequence[str], nice: int | None, ionice_idle: bool) -> list[str]:

@@ -219,15 +219,26 @@ class DeviceOps:
             target = dx.assign_target(disk, live)
             if dx.has_device(live, "disk", target):
                 raise errors.HotplugDiskFailed(f"vm {vm.id} has a disk {target} already")
-            xml = access.hook(points.BEFORE_DISK_HOTPLUG, dx.tostring(disk), vm, before=True)
-            access.apply(
-                vm,
-                "plugging a disk into",
-                errors.HotplugDiskFailed,
-                lambda dom: dom.attachDeviceFlags(xml, plug_flags(dom)),
-            )
-            access.hook(points.AFTER_DISK_HOTPLUG, xml, vm, before=False)
+            self._plug(vm, disk, "disk", errors.HotplugDiskFailed)
         return access.definition(vm)
+
+    _PLUG_HOOKS = {
+        "disk": (points.BEFORE_DISK_HOTPLUG, points.AFTER_DISK_HOTPLUG),
+        "NIC": (points.BEFORE_NIC_HOTPLUG, points.AFTER_NIC_HOTPLUG),
+    }
+
+    def _plug(self, vm: Vm, device: Any, kind: str, error: type[errors.VirtHostError]) -> None:
+        """Hooks, then attach (live, and to the definition when persistent), then hooks."""
+        access = self._access
+        before, after = self._PLUG_HOOKS[kind]
+        xml = access.hook(before, dx.tostring(device), vm, before=True)
+        access.apply(
+            vm,
+            f"plugging a {kind} into",
+            error,
+            lambda dom: dom.attachDeviceFlags(xml, plug_flags(dom)),
+        )
+        access.hook(after, xml, vm, before=False)
 
     def hotunplug_disk(self, vm_id: str, params: object) -> dict[str, Any]:
         vm = self._vm_of(vm_id, params)
@@ -249,14 +260,7 @@ class DeviceOps:
         with access.changing(vm):
             if mac is not None and dx.has_device(access.live_root(vm), "interface", mac):
                 raise errors.HotplugNicFailed(f"vm {vm.id} has a NIC with MAC {mac} already")
-            xml = access.hook(points.BEFORE_NIC_HOTPLUG, dx.tostring(nic), vm, before=True)
-            access.apply(
-                vm,
-                "plugging a NIC into",
-                errors.HotplugNicFailed,
-                lambda dom: dom.attachDeviceFlags(xml, plug_flags(dom)),
-            )
-            access.hook(points.AFTER_NIC_HOTPLUG, xml, vm, before=False)
+            self._plug(vm, nic, "NIC", errors.HotplugNicFailed)
         return access.definition(vm)
 
     def hotunplug_nic(self, vm_id: str, params: object) -> dict[str, Any]:
