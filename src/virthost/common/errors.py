@@ -185,6 +185,31 @@ class ActionStopped(VirtHostError):
     message = "Action was stopped"
 
 
+class NoSuchJob(VirtHostError):
+    code = 66
+    message = "No such job"
+
+
+class JobNotDone(VirtHostError):
+    code = 68
+    message = "Job not done"
+
+
+class JobExists(VirtHostError):
+    code = 69
+    message = "Job exists"
+
+
+class AbortNotSupported(VirtHostError):
+    code = 80
+    message = "Job does not support abort"
+
+
+class JobNotActive(VirtHostError):
+    code = 84
+    message = "Job not active"
+
+
 class ResourceTimeout(VirtHostError):
     code = 851
     message = "Resource timeout"

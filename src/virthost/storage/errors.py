@@ -241,3 +241,281 @@ class CannotFormatAttachedStorageDomain(StorageException):
 class UnsupportedDomainVersion(StorageException):
     code = 394
     message = "Domain version is unsupported by this version of the host agent"
+
+
+# --- volumes (VDSM's 203-223) -------------------------------------------------------------
+
+
+class VolumeIsBusy(StorageException):
+    code = 203
+    message = "Volume is busy"
+
+
+class VolumeImageHasChildren(StorageException):
+    code = 204
+    message = "Cannot delete volume which has children"
+
+
+class VolumeExtendingError(StorageException):
+    code = 206
+    message = "Error extending volume"
+
+
+class VolumeAccessError(StorageException):
+    code = 209
+    message = "Error volume access"
+
+
+class VolumeUnlinkError(StorageException):
+    code = 210
+    message = "Error removing a volume"
+
+
+class CannotCloneVolume(StorageException):
+    code = 217
+    message = "Cannot clone volume"
+
+
+class CannotShareVolume(StorageException):
+    code = 218
+    message = "Cannot share volume"
+
+
+class SharedVolumeNonWritable(StorageException):
+    code = 219
+    message = "Shared volume is non-writable"
+
+
+class InternalVolumeNonWritable(StorageException):
+    code = 220
+    message = "Internal volume is non-writable"
+
+
+class CannotDeleteVolume(StorageException):
+    code = 222
+    message = "Cannot delete volume"
+
+
+class CannotDeleteSharedVolume(StorageException):
+    code = 223
+    message = "Cannot delete shared volume"
+
+
+# --- images (VDSM's 251-268) --------------------------------------------------------------
+
+
+class MoveImageError(StorageException):
+    code = 251
+    message = "Error moving image"
+
+
+class ImagePathError(StorageException):
+    code = 254
+    message = "Image path does not exist or cannot be accessed/created"
+
+
+class ImageDeleteError(StorageException):
+    code = 256
+    message = "Could not remove all image's volumes"
+
+
+class ImageIsNotLegalChain(StorageException):
+    code = 262
+    message = "Image is not a legal chain"
+
+
+class ImageDoesNotExistInSD(StorageException):
+    code = 268
+    message = "Image does not exist in domain"
+
+
+# --- pools (VDSM's 300-330) ---------------------------------------------------------------
+
+
+class StoragePoolActionError(StorageException):
+    code = 300
+    message = "Error storage pool action"
+
+
+class StoragePoolCreationError(StorageException):
+    code = 301
+    message = "Error creating a storage pool"
+
+
+class StoragePoolMasterNotFound(StorageException):
+    code = 304
+    message = "Cannot find master domain"
+
+
+class StoragePoolDestroyingError(StorageException):
+    code = 308
+    message = "Error destroying a storage pool"
+
+
+class StoragePoolUnknown(StorageException):
+    code = 309
+    message = "Unknown pool id, pool not connected"
+
+
+class StoragePoolNotConnected(StorageException):
+    code = 313
+    message = "Storage pool not connected"
+
+
+class StoragePoolAlreadyExists(StorageException):
+    code = 316
+    message = "Error creating a storage pool - pool already exists"
+
+
+class IsoCannotBeMasterDomain(StorageException):
+    code = 317
+    message = "ISO domain cannot be a master storage domain"
+
+
+class BackupCannotBeMasterDomain(StorageException):
+    code = 319
+    message = "Backup domain cannot be a master storage domain"
+
+
+class CannotConnectMultiplePools(StorageException):
+    code = 323
+    message = "Cannot connect pool, already connected to another pool"
+
+
+class StoragePoolWrongMaster(StorageException):
+    code = 324
+    message = "Wrong Master domain or its version"
+
+
+class StoragePoolConnected(StorageException):
+    code = 325
+    message = "Cannot perform action while storage pool is connected"
+
+
+class StoragePoolDescriptionTooLongError(StorageException):
+    code = 327
+    message = "Storage pool description is too long"
+
+
+class GetFileListError(StorageException):
+    code = 330
+    message = "Cannot get file list"
+
+
+# --- domains in pools (VDSM's 353-397) -----------------------------------------------------
+
+
+class StorageDomainNotInPool(StorageException):
+    code = 353
+    message = "Storage domain not in pool"
+
+
+class StorageDomainAttachError(StorageException):
+    code = 354
+    message = "Error attaching storage domain"
+
+
+class StorageDomainMasterError(StorageException):
+    code = 355
+    message = "Error validating master storage domain"
+
+
+class StorageDomainDetachError(StorageException):
+    code = 356
+    message = "Error detaching storage domain"
+
+
+class StorageDomainDeactivateError(StorageException):
+    code = 357
+    message = "Error deactivating storage domain"
+
+
+class StorageDomainActivateError(StorageException):
+    code = 359
+    message = "Error activating storage domain"
+
+
+class StorageDomainNotActive(StorageException):
+    code = 369
+    message = "Storage domain not active"
+
+
+class StorageDomainNotMemberOfPool(StorageException):
+    code = 375
+    message = "Domain is not member in pool"
+
+
+class StorageDomainStatusError(StorageException):
+    code = 376
+    message = "Error in storage domain status"
+
+
+class StorageDomainAlreadyAttached(StorageException):
+    code = 380
+    message = "Storage domain already attached to pool"
+
+
+class StorageDomainStateTransitionIllegal(StorageException):
+    code = 381
+    message = "Domain state change illegal"
+
+
+class StorageDomainActive(StorageException):
+    code = 382
+    message = "Illegal action, domain active"
+
+
+class CannotDetachMasterStorageDomain(StorageException):
+    code = 383
+    message = "Illegal action, cannot detach master domain"
+
+
+class NoSpaceLeftOnDomain(StorageException):
+    code = 397
+    message = "No space left on domain"
+
+
+# --- storage tasks (VDSM's 401-411) -------------------------------------------------------
+
+
+class UnknownTask(StorageException):
+    code = 401
+    message = "Task id unknown"
+
+
+class TaskNotFinished(StorageException):
+    code = 403
+    message = "Task not finished"
+
+
+class TaskMetaDataSaveError(StorageException):
+    code = 407
+    message = "Can't save Task Metadata"
+
+
+class TaskMetaDataLoadError(StorageException):
+    code = 408
+    message = "Can't load Task Metadata"
+
+
+class TaskStateError(StorageException):
+    code = 410
+    message = "Operation is not allowed in this task state"
+
+
+class TaskAborted(StorageException):
+    code = 411
+    message = "Task is aborted"
+
+
+# --- SDM jobs (VDSM's 911-912) ------------------------------------------------------------
+
+
+class GenerationMismatch(StorageException):
+    code = 911
+    message = "Generation mismatch"
+
+
+class JobStatusMismatch(StorageException):
+    code = 912
+    message = "Job status mismatch"

@@ -96,6 +96,27 @@ class SanlockInitializer:
 
 
 @dataclass(frozen=True)
+class DomainHandle:
+    """A located domain: where it is, what its metadata said, and the pool to reach it."""
+
+    directory: str
+    metadata: sdmetadata.DomainMetadata
+    io: OutOfProcessIO
+
+    @property
+    def sd_uuid(self) -> str:
+        return self.metadata.sd_uuid
+
+    @property
+    def images_dir(self) -> str:
+        return os.path.join(self.directory, sc.DOMAIN_IMAGES)
+
+    @property
+    def dom_md(self) -> str:
+        return os.path.join(self.directory, sc.DOMAIN_META_DATA)
+
+
+@dataclass(frozen=True)
 class CreateRequest:
     """StorageDomain.create's arguments, validated."""
 
@@ -234,6 +255,17 @@ class FileDomains:
     def _io(self, sd_uuid: str) -> OutOfProcessIO:
         """The domain's own pool, so that one hung mount cannot block the others."""
         return self._pools.get(sd_uuid)
+
+    def locate(self, sd_uuid: Any) -> DomainHandle:
+        """Domain ``sd_uuid``'s directory, metadata (read now) and own I/O pool."""
+        directory, md = self._read(sd_uuid)
+        return DomainHandle(directory, md, self._io(md.sd_uuid))
+
+    def write_metadata(self, handle: DomainHandle, md: sdmetadata.DomainMetadata) -> None:
+        """Replace the domain's metadata (atomically, sealed) with ``md``."""
+        if md.sd_uuid != handle.metadata.sd_uuid:
+            raise se.MetaDataValidationError(f"SDUUID={md.sd_uuid} for {handle.metadata.sd_uuid}")
+        sdmetadata.write_metadata(handle.io, sdmetadata.metadata_path(handle.directory), md)
 
     def _read(self, sd_uuid: str) -> tuple[str, sdmetadata.DomainMetadata]:
         sd = validate.uuid(sd_uuid, "storagedomainID")
