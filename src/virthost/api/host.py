@@ -6,6 +6,7 @@ import ipaddress
 import logging
 from typing import Any
 
+from virthost.api.hoststorage import HostStorage, HostStorageVerbs
 from virthost.common import context, errors
 from virthost.daemon import logs
 from virthost.host.service import HostService
@@ -33,16 +34,18 @@ def interface_of(caps: dict[str, Any], address: str) -> str:
     return ""
 
 
-class HostApi:
+class HostApi(HostStorageVerbs):
     def __init__(
         self,
         host: HostService,
         virt: VirtService | None = None,
         monitor: DomainMonitor | None = None,
+        storage: HostStorage | None = None,
     ) -> None:
         self._host = host
         self._virt = virt
         self._monitor = monitor
+        self._storage = storage if storage is not None else HostStorage()
 
     def runs_inline(self, verb: str) -> bool:
         """Fast verbs run on the reactor, unless stats hooks have to run for them."""

@@ -16,8 +16,6 @@ from pathlib import Path
 from virthost.api.dispatch import Bridge
 from virthost.api.host import HostApi
 from virthost.api.schema import Schema
-from virthost.api.storagedomain import StorageDomainApi
-from virthost.api.storagepool import StoragePoolApi
 from virthost.api.vm import VmApi
 from virthost.common.commands import CommandRunner
 from virthost.common.executor import Executor
@@ -27,17 +25,13 @@ from virthost.common.scheduler import Scheduler
 from virthost.daemon import hostid
 from virthost.daemon.config import Config
 from virthost.daemon.health import HealthMonitor
+from virthost.daemon.storage_graph import StorageGraph
 from virthost.hooks import HookRunner
 from virthost.host.service import HostService
 from virthost.host.stats import VmSummary
 from virthost.rpc.events import EventBus
 from virthost.rpc.jsonrpc import JsonRpcServer
 from virthost.rpc.server import RpcServer
-from virthost.storage import clusterlock
-from virthost.storage.connections import StorageConnections
-from virthost.storage.filedomain import FileDomains
-from virthost.storage.monitor import DomainMonitor
-from virthost.storage.oop import ProcessPools
 from virthost.supervisor.client import SupervisorProxy
 from virthost.virt import eventloop
 from virthost.virt.connection import LibvirtConnection
@@ -46,15 +40,6 @@ from virthost.virt.recovery import recover_with_retries
 from virthost.virt.service import VirtService, VirtSettings, resolve_domain_type
 
 log = logging.getLogger("virthost.daemon")
-
-LOCKSPACE_INQUIRE_TIMEOUT = 2.0
-
-
-def _inquire_lockspace(sd_uuid: str, host_id: int, ids_path: str) -> bool | None:
-    """Whether this host holds ``host_id`` in the domain's lockspace (monitor reports)."""
-    return clusterlock.inquire_lockspace(
-        sd_uuid, host_id, ids_path, timeout=LOCKSPACE_INQUIRE_TIMEOUT
-    )
 
 
 class Daemon:
@@ -124,34 +109,25 @@ class Daemon:
             blocking=self.blocking_executor,
             timeout=config.libvirt.timeout,
             vm_summary=self._vm_summary,
-            storage_domains=lambda: self.domain_monitor.report(),
+            storage_domains=lambda: self.storage.monitor.report(),
         )
-        self.storage_connections = StorageConnections(
-            Path(config.storage.repository) / "mnt",
-            self.supervisor,
-            config.storage.nfs_mount_options,
-        )
-        self.oop_pools = ProcessPools()
-        self.file_domains = FileDomains(
-            self.storage_connections.mount_root,
-            self.storage_connections.mount_point,
-            self.oop_pools,
-        )
-        self.domain_monitor = DomainMonitor(
-            self.file_domains,
-            self.oop_pools,
+        self.storage = StorageGraph(
+            config,
             self.scheduler,
             self.periodic_executor,
-            config.storage.domain_check_interval,
-            inquire=_inquire_lockspace,
+            self.events,
+            self.runner,
+            self.resources,
+            self.supervisor,
         )
         self.bridge = Bridge(
             Schema.default(),
             {
-                "Host": HostApi(self.host, self.virt, self.domain_monitor),
+                "Host": HostApi(
+                    self.host, self.virt, self.storage.monitor, self.storage.host_storage()
+                ),
                 "VM": VmApi(self.virt),
-                "StoragePool": StoragePoolApi(self.storage_connections),
-                "StorageDomain": StorageDomainApi(self.file_domains),
+                **self.storage.namespaces(),
             },
         )
         self.jsonrpc = JsonRpcServer(
@@ -264,6 +240,7 @@ class Daemon:
         for executor in self._executors():
             executor.start()
         self.host.sample_stats()
+        self.storage.start()
         self.server.start()  # answers 99 until the VMs are recovered
         self._recovery = threading.Thread(target=self._recover, name="recovery", daemon=True)
         self._recovery.start()
@@ -287,12 +264,11 @@ class Daemon:
         self.server.stop()
         for op in self._periodic:
             op.stop()
-        self.domain_monitor.stop()
         for executor in self._executors():
             executor.stop(wait=False)
         self.scheduler.stop()
         self.libvirt.close()
-        self.oop_pools.close()
+        self.storage.stop()
         self.supervisor.close()
         self.hooks.run_plain("after_virthost_stop")
         log.info("stopped")

@@ -154,6 +154,20 @@ class StorageSection:
     domain_check_interval: float = option(
         10.0, "Seconds between the health checks (metadata reads) of each monitored domain."
     )
+    sanlock_io_timeout: int = option(
+        10,
+        "sanlock I/O timeout in seconds for this host's lockspaces; joining one takes about "
+        "2x this, a lost host is declared dead after about 8x.",
+    )
+    task_workers: int = option(10, "Threads running storage tasks (VDSM's thread_pool_size).")
+    max_tasks: int = option(500, "Storage tasks that may exist at once (queued or kept).")
+    resource_timeout: float = option(
+        120.0, "Seconds a storage operation waits for a locked domain or image."
+    )
+    job_workers: int = option(10, "Threads running host jobs (SDM.copy_data and the like).")
+    job_autodelete_delay: float = option(
+        3600.0, "Seconds a finished host job stays visible in Host.getJobs."
+    )
 
 
 @dataclass

@@ -22,6 +22,7 @@ take their group from the directory above, so the mount root must give them grou
 
 from __future__ import annotations
 
+import fnmatch
 import grp
 import logging
 import os
@@ -423,6 +424,64 @@ class FileDomains:
             sdmetadata.metadata_path(directory),
             replace(md, description=text),
         )
+
+    def list_domains(
+        self,
+        pool: str | None = None,
+        domain_class: sc.DomainClass | None = None,
+        storage_type: sc.StorageType | None = None,
+        remote_path: str | None = None,
+    ) -> list[str]:
+        """The domains visible under the mount root, filtered as Host.getStorageDomains asks.
+
+        A domain whose metadata cannot be read is left out (and logged): the list is what
+        this host can use now."""
+        root, io = str(self._mount_root), self._pools.global_pool
+        pattern = os.path.join("*", "*", sc.DOMAIN_META_DATA, "metadata")
+        paths = io.glob(os.path.join(root, pattern))
+        paths += io.glob(os.path.join(root, GLUSTER_DIR, pattern))
+        found: list[str] = []
+        for path in paths:
+            name = os.path.basename(os.path.dirname(os.path.dirname(path)))
+            try:
+                sd = validate.uuid(name, "storagedomainID")
+                md = sdmetadata.read_metadata(self._io(sd), path)
+            except (errors.VirtHostError, OSError) as e:
+                log.warning("Skipping %s: %s", path, e)
+                continue
+            if (
+                (pool is None or pool in md.pools)
+                and (domain_class is None or md.domain_class is domain_class)
+                and (storage_type is None or md.storage_type is storage_type)
+                and (remote_path is None or md.remote_path == remote_path)
+            ):
+                found.append(md.sd_uuid)
+        return sorted(set(found))
+
+    def iso_files(self, sd_uuid: Any, pattern: str, case_sensitive: bool) -> dict[str, Any]:
+        """The files of an ISO domain matching ``pattern`` (StorageDomain.getFileStats)."""
+        directory, md = self._read(sd_uuid)
+        if md.domain_class is not sc.DomainClass.ISO:
+            raise se.StorageDomainClassError(f"{md.sd_uuid} is a {md.domain_class.name} domain")
+        io = self._io(md.sd_uuid)
+        folder = os.path.join(directory, sc.DOMAIN_IMAGES, sc.ISO_IMAGE_UUID)
+        try:
+            names = io.listdir(folder) if io.exists(folder) else []
+        except OSError as e:
+            raise se.GetFileListError(f"{folder}: {e}") from e
+        wanted = pattern if case_sensitive else pattern.lower()
+        files: dict[str, Any] = {}
+        for name in names:
+            if not fnmatch.fnmatchcase(name if case_sensitive else name.lower(), wanted):
+                continue
+            try:
+                st = io.stat(os.path.join(folder, name))
+            except OSError as e:
+                log.warning("Cannot stat ISO file %s: %s", name, e)
+                continue
+            if stat.S_ISREG(st.st_mode):
+                files[name] = {"status": 0, "ctime": str(int(st.st_ctime)), "size": str(st.st_size)}
+        return files
 
     def dump(self, sd_uuid: Any) -> dict[str, Any]:
         sd = validate.uuid(sd_uuid, "sd_id")

@@ -42,6 +42,7 @@ DEFAULT_CHECK_INTERVAL = 10.0
 CHECK_SIZE = 4096
 MAX_HOST_ID = 2000
 UNKNOWN_VERSION = -1
+RELEASE_TIMEOUT = 30.0
 
 
 class DirectReader(Protocol):
@@ -56,8 +57,14 @@ class DomainLocator(Protocol):
     def domain_dir(self, sd_uuid: Any) -> str: ...
 
 
-# (sdUUID, host id, path of dom_md/ids) -> True/False, or None while joining/leaving.
-Inquire = Callable[[str, int, str], "bool | None"]
+class HostIdManager(Protocol):
+    """Joins and leaves lockspaces (:class:`virthost.storage.hostids.HostIds`)."""
+
+    def acquire(self, sd_uuid: str, host_id: int, ids: str) -> None: ...
+
+    def acquired(self, sd_uuid: str, host_id: int, ids: str) -> bool: ...
+
+    def release(self, sd_uuid: str) -> None: ...
 
 
 @dataclass
@@ -115,7 +122,7 @@ class DomainMonitor:
         scheduler: Scheduler,
         executor: Executor,
         check_interval: float = DEFAULT_CHECK_INTERVAL,
-        inquire: Inquire | None = None,
+        host_ids: HostIdManager | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if check_interval <= 0:
@@ -125,7 +132,7 @@ class DomainMonitor:
         self._scheduler = scheduler
         self._executor = executor
         self._interval = check_interval
-        self._inquire = inquire
+        self._host_ids = host_ids
         self._clock = clock
         self._lock = threading.Lock()
         self._status: dict[str, _Status] = {}
@@ -171,6 +178,7 @@ class DomainMonitor:
             log.info("Domain %s is not monitored", sd)
             return
         op.stop()
+        self._release_host_id(sd)
         log.info("Stopped monitoring domain %s", sd)
 
     def monitored(self) -> list[str]:
@@ -202,8 +210,17 @@ class DomainMonitor:
             "actual": st.actual,
         }
 
+    def host_id(self, sd_uuid: str) -> int | None:
+        """The host id domain ``sd_uuid`` is monitored with, None when it is not monitored."""
+        with self._lock:
+            st = self._status.get(sd_uuid)
+            return st.host_id if st is not None else None
+
     def stop(self) -> None:
-        """Stop every check (daemon shutdown); no domain can be monitored afterwards."""
+        """Stop every check (daemon shutdown); no domain can be monitored afterwards.
+
+        Lockspaces are left joined: sanlock keeps renewing the ids, so a restarted daemon
+        finds them acquired at once, and it is SPM leases, not ids, that die with us."""
         with self._lock:
             self._stopped = True
             ops = list(self._ops.values())
@@ -258,11 +275,24 @@ class DomainMonitor:
             st.actual = True
 
     def _acquired(self, sd: str, host_id: int, directory: str | None) -> bool:
-        if self._inquire is None or directory is None:
+        """Whether the host id is held; starts joining the lockspace while it is not."""
+        if self._host_ids is None or directory is None:
             return False
         ids = os.path.join(directory, sc.DOMAIN_META_DATA, "ids")
         try:
-            return bool(self._inquire(sd, host_id, ids))
+            if self._host_ids.acquired(sd, host_id, ids):
+                return True
+            self._host_ids.acquire(sd, host_id, ids)
         except Exception as e:
-            log.debug("Cannot inquire the lockspace of %s: %s", sd, e)
-            return False
+            log.warning("Cannot join the lockspace of %s with host id %d: %s", sd, host_id, e)
+        return False
+
+    def _release_host_id(self, sd: str) -> None:
+        """Leave the lockspace off the caller's thread (sanlock may be slow to answer)."""
+        host_ids = self._host_ids
+        if host_ids is None:
+            return
+        try:
+            self._executor.dispatch(lambda: host_ids.release(sd), timeout=RELEASE_TIMEOUT)
+        except Exception as e:
+            log.warning("Cannot schedule leaving the lockspace of %s: %s", sd, e)

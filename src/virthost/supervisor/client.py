@@ -68,7 +68,12 @@ class SupervisorProxy:
             conn, reused = self._take(limit)
             try:
                 conn.sock.settimeout(limit)
-                conn.sock.sendall(request.encode())
+                try:
+                    conn.sock.sendall(request.encode())
+                except (BrokenPipeError, ConnectionResetError):
+                    # A refused peer may be closed before it writes: read why, if it is there.
+                    if reused and attempt == 1:
+                        raise
                 line = conn.reader.readline(MAX_MESSAGE + 1)
                 if not line:
                     raise ConnectionResetError("supervisor closed the connection")

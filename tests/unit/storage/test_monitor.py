@@ -204,28 +204,49 @@ def test_report_filter_and_stop(infra: tuple[Scheduler, Executor]) -> None:
         monitor.start_monitoring(a, 1)
 
 
-def test_acquired_from_inquire(infra: tuple[Scheduler, Executor]) -> None:
-    asked: list[tuple[str, int, str]] = []
+class FakeHostIds:
+    """Records joins; the id is held once ``joined`` says so."""
 
-    def inquire(sd: str, host_id: int, ids: str) -> bool | None:
-        asked.append((sd, host_id, ids))
-        return True
+    def __init__(self, fail: bool = False) -> None:
+        self.fail = fail
+        self.joined: set[str] = set()
+        self.acquires: list[tuple[str, int, str]] = []
+        self.released: list[str] = []
+        self.released_event = threading.Event()
 
-    monitor, pools, _ = make_monitor(infra, inquire=inquire)
+    def acquire(self, sd_uuid: str, host_id: int, ids: str) -> None:
+        if self.fail:
+            raise se.AcquireHostIdFailure("sanlock down")
+        self.acquires.append((sd_uuid, host_id, ids))
+        self.joined.add(sd_uuid)
+
+    def acquired(self, sd_uuid: str, host_id: int, ids: str) -> bool:
+        return sd_uuid in self.joined
+
+    def release(self, sd_uuid: str) -> None:
+        self.released.append(sd_uuid)
+        self.released_event.set()
+
+
+def test_joins_the_lockspace_and_reports_acquired(infra: tuple[Scheduler, Executor]) -> None:
+    host_ids = FakeHostIds()
+    monitor, pools, _ = make_monitor(infra, host_ids=host_ids)
     sd = str(uuid.uuid4())
     pools.ios[sd] = FakeIO(good)
     monitor.start_monitoring(sd, 7)
-    wait_for(lambda: monitor.report()[sd]["actual"])
-    assert monitor.report()[sd]["acquired"] is True
-    assert asked[0] == (sd, 7, f"/mnt/server:_export/{sd}/dom_md/ids")
+    assert monitor.host_id(sd) == 7
+    wait_for(lambda: monitor.report()[sd]["acquired"])
+    assert host_ids.acquires[0] == (sd, 7, f"/mnt/server:_export/{sd}/dom_md/ids")
+    assert len(host_ids.acquires) == 1  # joined once, then only inquired
+    monitor.stop_monitoring(sd)
+    assert host_ids.released_event.wait(5)
+    assert host_ids.released == [sd]
+    assert monitor.host_id(sd) is None
     monitor.stop()
 
 
-def test_inquire_failure_is_not_acquired(infra: tuple[Scheduler, Executor]) -> None:
-    def inquire(sd: str, host_id: int, ids: str) -> bool | None:
-        raise se.ClusterLockQueryError("sanlock down")
-
-    monitor, pools, _ = make_monitor(infra, inquire=inquire)
+def test_join_failure_is_not_acquired(infra: tuple[Scheduler, Executor]) -> None:
+    monitor, pools, _ = make_monitor(infra, host_ids=FakeHostIds(fail=True))
     sd = str(uuid.uuid4())
     pools.ios[sd] = FakeIO(good)
     monitor.start_monitoring(sd, 1)

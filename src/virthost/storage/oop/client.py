@@ -267,6 +267,10 @@ class OutOfProcessIO:
     def rename(self, src: StrPath, dst: StrPath) -> None:
         self._call("rename", src=os.fspath(src), dst=os.fspath(dst))
 
+    def link(self, src: StrPath, dst: StrPath) -> None:
+        """Make ``dst`` a hard link to ``src`` (EEXIST when ``dst`` exists)."""
+        self._call("link", src=os.fspath(src), dst=os.fspath(dst))
+
     def mkdir(self, path: StrPath, mode: int = 0o755) -> None:
         self._call("mkdir", path=os.fspath(path), mode=mode)
 

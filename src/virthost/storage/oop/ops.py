@@ -287,6 +287,10 @@ def rename(args: dict[str, Any]) -> None:
     os.rename(_str(args, "src"), _str(args, "dst"))
 
 
+def link(args: dict[str, Any]) -> None:
+    os.link(_str(args, "src"), _str(args, "dst"))
+
+
 def mkdir(args: dict[str, Any]) -> None:
     os.mkdir(_str(args, "path"), _mode(args, "mode", 0o755))
 
@@ -332,6 +336,7 @@ OPS: dict[str, Op] = {
     "fsync": fsync,
     "unlink": unlink,
     "rename": rename,
+    "link": link,
     "mkdir": mkdir,
     "makedirs": makedirs,
     "rmdir": rmdir,

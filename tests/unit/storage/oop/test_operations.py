@@ -186,6 +186,15 @@ def test_fsync_files_and_directories(oop: OutOfProcessIO, tmp_path: Path) -> Non
         oop.fsync(tmp_path / "missing")
 
 
+def test_link(oop: OutOfProcessIO, tmp_path: Path) -> None:
+    (tmp_path / "a").write_bytes(b"data")
+    oop.link(tmp_path / "a", tmp_path / "b")
+    assert (tmp_path / "b").read_bytes() == b"data"
+    assert (tmp_path / "a").stat().st_nlink == 2
+    with pytest.raises(FileExistsError):
+        oop.link(tmp_path / "a", tmp_path / "b")
+
+
 def test_unlink_and_rename(oop: OutOfProcessIO, tmp_path: Path) -> None:
     (tmp_path / "a").write_bytes(b"a")
     oop.rename(tmp_path / "a", tmp_path / "b")
