@@ -9,6 +9,7 @@ mkdir -p "$VAR/lib" "$VAR/run"
 STARTED=$VAR/run/started.pids
 : > "$STARTED"
 bash scripts/start-libvirt.sh "$STARTED"
+bash scripts/start-sanlock.sh "$STARTED"
 
 USER_NAME=virthost
 # The daemon drops to 'virthost'; it must be able to reach ./var. A checkout below a private

@@ -28,6 +28,7 @@ from virthost.common import errors, validate
 from virthost.virt.domxml import params as p
 from virthost.virt.domxml.metadata import VmMetadata, write_metadata
 from virthost.virt.domxml.model import DomainXml
+from virthost.virt.domxml.volumes import VolumeRef, record_volume
 from virthost.virt.domxml.xmlutil import check_name, sub
 
 DEFAULT_EMULATOR = "/usr/bin/qemu-system-x86_64"
@@ -72,7 +73,7 @@ def build_from_params(params: Mapping[str, Any]) -> DomainXml:
 
     devices = sub(root, "devices")
     sub(devices, "emulator", emulator)
-    _drives(devices, p.sequence(_opt(params, "drives", []), "drives"))
+    volume_drives = _drives(devices, p.sequence(_opt(params, "drives", []), "drives"))
     sub(devices, "controller", type="usb", model="none")
     _nics(devices, p.sequence(_opt(params, "nics", []), "nics"), vm_id)
     _console(devices, params.get("consoleLog"))
@@ -86,6 +87,8 @@ def build_from_params(params: Mapping[str, Any]) -> DomainXml:
             for key, value in p.string_dict(_opt(params, "custom", {}), "custom").items()
         },
     )
+    for target, ref in volume_drives:
+        record_volume(metadata, target, ref, ())
     write_metadata(root, metadata)
     ET.indent(root, space="  ")
     return DomainXml(root)
@@ -113,8 +116,14 @@ def _os(os_element: ET.Element, params: Mapping[str, Any], machine: str) -> None
         sub(os_element, "cmdline", p.text(params["kernelArgs"], "kernelArgs"))
 
 
-def _drives(devices: ET.Element, drives: list[Any]) -> None:
+def _drives(devices: ET.Element, drives: list[Any]) -> list[tuple[str, VolumeRef]]:
+    """Add the drives; returns the (target, volume) of those given by storage ids.
+
+    A drive naming a volume (``poolID``, ``domainID``, ``imageID``, ``volumeID``) has no path
+    yet: preparing the volume gives it one before the domain is defined.
+    """
     used: dict[str, int] = {}
+    volumes: list[tuple[str, VolumeRef]] = []
     for index, raw in enumerate(drives):
         name = f"drives[{index}]"
         drive = p.mapping(raw, name)
@@ -126,7 +135,13 @@ def _drives(devices: ET.Element, drives: list[Any]) -> None:
         fmt = p.choice(_opt(drive, "format", "raw"), f"{name}.format", ("raw", "qcow2"))
         readonly = p.boolean(_opt(drive, "readonly", device == "cdrom"), f"{name}.readonly")
         path = drive.get("path")
-        if device == "disk" or path not in (None, ""):
+        ref = _volume_of(drive, name) if device == "disk" else None
+        if ref is not None:
+            if path is not None:
+                raise errors.InvalidParameter(
+                    f"{name}: give a path or storage ids, not both", param=f"{name}.path"
+                )
+        elif device == "disk" or path not in (None, ""):
             path = p.absolute_path(p.required(drive, "path", f"{name}.path"), f"{name}.path")
         block = isinstance(path, str) and path.startswith("/dev/")
 
@@ -134,9 +149,19 @@ def _drives(devices: ET.Element, drives: list[Any]) -> None:
         sub(disk, "driver", name="qemu", type=fmt)
         if isinstance(path, str) and path:
             sub(disk, "source", **{"dev" if block else "file": path})
-        sub(disk, "target", dev=_target(bus, used, name), bus=bus)
+        target = _target(bus, used, name)
+        sub(disk, "target", dev=target, bus=bus)
         if readonly:
             sub(disk, "readonly")
+        if ref is not None:
+            volumes.append((target, ref))
+    return volumes
+
+
+def _volume_of(drive: Mapping[str, Any], name: str) -> VolumeRef | None:
+    if all(drive.get(key) is None for key in ("domainID", "imageID", "volumeID")):
+        return None
+    return VolumeRef.from_wire(drive, name)
 
 
 def _target(bus: str, used: dict[str, int], name: str) -> str:
