@@ -33,6 +33,7 @@ from virthost.storage.monitor import DomainMonitor
 from virthost.storage.oop import ProcessPools
 from virthost.storage.pool import StoragePools
 from virthost.storage.pooldomains import PoolDomains
+from virthost.storage.sdm import SdmContext, job_factories
 from virthost.storage.spm import SanlockSpmLease
 from virthost.storage.spmtasks import SpmTasks
 from virthost.storage.tasks import TaskManager, TaskStore, tasks_dir_of
@@ -101,7 +102,11 @@ class StorageGraph:
             workers=storage.job_workers,
             autodelete_delay=storage.job_autodelete_delay,
         )
-        self.sdm = SdmApi(self.jobs, dict(sdm_factories or {}))
+        if sdm_factories is None:
+            sdm_factories = job_factories(
+                SdmContext(self.images, self.domains, runner, resources, storage.resource_timeout)
+            )
+        self.sdm = SdmApi(self.jobs, dict(sdm_factories))
         self.task_api = TaskApi(self.tasks)
 
     def namespaces(self) -> dict[str, object]:

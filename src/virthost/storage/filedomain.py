@@ -51,6 +51,7 @@ FILE_MODE = 0o660
 DIR_MODE = 0o755
 SANLOCK_GROUP = "sanlock"
 SANLOCK_SOCKET = "/run/sanlock/sanlock.sock"
+BLOCK_SIZE_DETECT = 0  # blockSize 0: probe the storage when the domain is created
 SPECIAL_FILES = ("metadata", "ids", "leases", "inbox", "outbox", "xleases")
 
 
@@ -129,6 +130,7 @@ class CreateRequest:
     version: int
     block_size: int
     alignment: int
+    max_hosts: int = DEFAULT_MAX_HOSTS
 
     @classmethod
     def from_wire(
@@ -152,8 +154,12 @@ class CreateRequest:
         ver = _int_arg(version, "version", DEFAULT_VERSION)
         if ver not in SUPPORTED_VERSIONS:
             raise se.UnsupportedDomainVersion(f"version={version!r}")
-        size = _int_arg(block_size, "blockSize", sc.BLOCK_SIZE_512) or sc.BLOCK_SIZE_512
-        if size not in sc.BLOCK_SIZES or (ver < 5 and size != sc.BLOCK_SIZE_512):
+        size = _int_arg(block_size, "blockSize", sc.BLOCK_SIZE_512)
+        if size == BLOCK_SIZE_DETECT:
+            size = sc.BLOCK_SIZE_512 if ver < 5 else BLOCK_SIZE_DETECT
+        if size not in (*sc.BLOCK_SIZES, BLOCK_SIZE_DETECT) or (
+            ver < 5 and size != sc.BLOCK_SIZE_512
+        ):
             raise se.InvalidParameterException(f"blockSize={block_size!r}")
         hosts = _int_arg(max_hosts, "maxHosts", DEFAULT_MAX_HOSTS) or DEFAULT_MAX_HOSTS
         return cls(
@@ -164,7 +170,8 @@ class CreateRequest:
             domain_class=sc.DomainClass.from_value(domain_class),
             version=ver,
             block_size=size,
-            alignment=alignment_for(size, hosts),
+            alignment=alignment_for(size or sc.BLOCK_SIZE_512, hosts),
+            max_hosts=hosts,
         )
 
     def metadata(self) -> sdmetadata.DomainMetadata:
@@ -290,6 +297,15 @@ class FileDomains:
             raise se.StorageDomainFSNotMounted(req.remote_path)
         if self._candidates(req.sd_uuid):
             raise se.StorageDomainAlreadyExists(req.sd_uuid)
+        if req.block_size == BLOCK_SIZE_DETECT:
+            try:
+                detected = io.probe_block_size(mount)
+            except OSError as e:
+                raise se.StorageDomainCreationError(f"cannot probe the block size: {e}") from e
+            req = replace(
+                req, block_size=detected, alignment=alignment_for(detected, req.max_hosts)
+            )
+            log.info("Block size of %s: %d", req.remote_path, detected)
         directory = os.path.join(str(mount), req.sd_uuid)
         try:
             io.mkdir(directory, DIR_MODE)

@@ -5,9 +5,13 @@ bounds how many VMs start in parallel, then prepares the domain XML for this hos
 ``before_vm_start`` hooks (which may rewrite it), defines the domain (persistent, so its XML
 and our metadata survive restarts of the daemon and of libvirtd) and starts it.
 
-On any failure the domain is undefined again and the VM goes Down with
-LIBVIRT_START_FAILED and libvirt's (or the hook's) message: nothing is left behind but the
-Down VM, which the engine clears with VM.destroy.
+Disks that name storage volumes are prepared first (:class:`VmVolumes`), before anything is
+defined: the domain XML then points at the real files. A memory image to restore from may be
+a file or a volume, prepared only for the restore.
+
+On any failure the domain is undefined again, the prepared volumes are torn down and the VM
+goes Down with LIBVIRT_START_FAILED and libvirt's (or the hook's, or the storage's) message:
+nothing is left behind but the Down VM, which the engine clears with VM.destroy.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from virthost.common import errors
 from virthost.virt import hostenv, vmstatus
 from virthost.virt.connection import LibvirtConnection
 from virthost.virt.domxml import DomainXml, prepare_for_host
+from virthost.virt.memvolumes import MemoryTarget, MemoryVolumes
+from virthost.virt.storagedrives import VmVolumes
 from virthost.virt.vm import Vm
 from virthost.virt.vmhooks import DomxmlHooks, run_vm_hook
 from virthost.virt.vmstatus import ExitReason
@@ -63,10 +69,12 @@ class VmStarter:
         libvirt_conn: LibvirtConnection,
         settings: CreationSettings,
         hooks: DomxmlHooks | None = None,
+        volumes: VmVolumes | None = None,
     ) -> None:
         self._libvirt = libvirt_conn
         self._settings = settings
         self._hooks = hooks
+        self._volumes = volumes
         self._security_models: frozenset[str] | None = None
 
     def _host_security_models(self) -> frozenset[str] | None:
@@ -79,18 +87,23 @@ class VmStarter:
                 log.warning("cannot read the host's security models: %s", e)
         return self._security_models
 
-    def start(self, vm: Vm, domain: DomainXml, restore_from: str | None = None) -> None:
+    def start(self, vm: Vm, domain: DomainXml, restore_from: MemoryTarget | None = None) -> None:
         """Run in a creation worker: define and start the domain, or leave the VM Down.
 
-        With ``restore_from`` (a memory image written by VM.hibernate) the guest resumes
-        where it was saved instead of booting.
+        With ``restore_from`` (a memory image written by VM.hibernate, in a file or a volume)
+        the guest resumes where it was saved instead of booting.
         """
         try:
+            if self._volumes is not None:
+                self._volumes.prepare_disks(vm, domain)
             xml = self._prepare(vm, domain, "before_vm_dehibernate" if restore_from else None)
             with vm.start_stop_lock:
                 if vm.is_down:  # destroyed while waiting for a worker
+                    self._release(vm)
                     return
-                if restore_from:
+                if isinstance(restore_from, MemoryVolumes):
+                    self._restore_from_volumes(vm, xml, restore_from)
+                elif restore_from:
                     self._define_and_restore(vm, xml, restore_from)
                 else:
                     self._define_and_start(vm, xml)
@@ -114,6 +127,16 @@ class VmStarter:
             if point:
                 xml = run_vm_hook(self._hooks, point, vm, xml, raise_errors=True)
         return xml
+
+    def _restore_from_volumes(self, vm: Vm, xml: str, memory: MemoryVolumes) -> None:
+        if self._volumes is None:
+            raise errors.UnsupportedOperation("restoring from volumes needs storage")
+        with self._volumes.borrowed(vm, memory.refs()) as prepared:
+            self._define_and_restore(vm, xml, prepared[0].path)
+
+    def _release(self, vm: Vm) -> None:
+        if self._volumes is not None:
+            self._volumes.release(vm)
 
     def _define_and_restore(self, vm: Vm, xml: str, path: str) -> None:
         def define_and_restore(conn: Any) -> str:
@@ -161,6 +184,7 @@ class VmStarter:
     def _failed(self, vm: Vm, message: str) -> None:
         log.error("vm %s: cannot start: %s", vm.id, message)
         self._undefine_leftover(vm)
+        self._release(vm)
         vm.go_down(ExitReason.LIBVIRT_START_FAILED, message)
 
     def _undefine_leftover(self, vm: Vm) -> None:

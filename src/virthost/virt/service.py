@@ -25,11 +25,16 @@ from virthost.virt import hostenv, lifecycle, vmstatus
 from virthost.virt.connection import LibvirtConnection
 from virthost.virt.container import VmContainer
 from virthost.virt.creation import CreationSettings, VmStarter, undefine_domain
+from virthost.virt.deviceops import DomainAccess
 from virthost.virt.domevents import DomainEvents
 from virthost.virt.domxml import DomainXml, build_from_params, parse_domain
+from virthost.virt.livemerge import JobRunner, LiveMerge
+from virthost.virt.memvolumes import MemoryVolumes, memory_target, restore_source
 from virthost.virt.power import PowerDown
 from virthost.virt.recovery import AGENT_CONNECTED, list_domains, shutoff_reason
 from virthost.virt.sampling import BulkStatsSampler
+from virthost.virt.snapshot import LiveSnapshot
+from virthost.virt.storagedrives import DrivePreparer, VmVolumes
 from virthost.virt.vm import Vm
 from virthost.virt.vmhooks import DomxmlHooks, run_vm_hook
 from virthost.virt.vmstatus import ExitReason
@@ -65,7 +70,12 @@ class VirtService:
         work_executor: Executor,
         settings: VirtSettings,
         hooks: DomxmlHooks | None = None,
+        drives: DrivePreparer | None = None,
+        run_job: JobRunner | None = None,
     ) -> None:
+        """``drives`` gives VMs storage volumes (without it, disks are plain paths only);
+        ``run_job`` runs VM jobs such as merges where Host.getJobs sees them (default: a
+        worker of ``work_executor``)."""
         self.vms = VmContainer()
         self._libvirt = libvirt_conn
         self._events = events
@@ -74,11 +84,19 @@ class VirtService:
         self._work = work_executor
         self._settings = settings
         self._hooks = hooks
+        self.volumes = VmVolumes(drives) if drives is not None else None
         self._starter = VmStarter(
             libvirt_conn,
             CreationSettings(settings.domain_type, settings.tcg_cache_mib),
             hooks,
+            self.volumes,
         )
+        self._snapshots: LiveSnapshot | None = None
+        self._merges: LiveMerge | None = None
+        if self.volumes is not None:
+            access = DomainAccess(self)
+            self._snapshots = LiveSnapshot(access, self.volumes)
+            self._merges = LiveMerge(access, self.volumes, run_job or self._run_job)
         self._power = PowerDown(libvirt_conn, settings.user_shutdown_timeout)
         self.sampler = BulkStatsSampler(libvirt_conn, self.vms)
         self._domain_events = DomainEvents(self.vms, on_reboot=self._guest_rebooted)
@@ -119,8 +137,30 @@ class VirtService:
 
     def _status_changed(self, vm: Vm) -> None:
         self._events.publish(event_name("virt", "VM_status", vm.id), {vm.id: vm.status_report()})
+        if vm.is_down:
+            self._release_volumes(vm)
         if vm.status == vmstatus.POWERING_UP:
             self._scheduler.schedule(self._settings.guest_wait_timeout, lambda: self._assume_up(vm))
+
+    def _release_volumes(self, vm: Vm) -> None:
+        """A Down VM holds no storage: its volumes are torn down in a worker (off the libvirt
+        event thread that reports most Down transitions)."""
+        volumes = self.volumes
+        if volumes is None:
+            return
+        try:
+            self._work.dispatch(lambda: volumes.release(vm), timeout=120.0)
+        except Exception as e:
+            log.warning("vm %s: cannot queue the teardown of its volumes: %s", vm.id, e)
+
+    def _run_job(self, job_id: str, description: str, work: Callable[[], None]) -> None:
+        def run() -> None:
+            try:
+                work()
+            except Exception:
+                log.exception("job %s (%s) failed", job_id, description)
+
+        self._work.dispatch(run)
 
     @staticmethod
     def _assume_up(vm: Vm) -> None:
@@ -166,7 +206,9 @@ class VirtService:
     def create(self, vm_id: str, params: Mapping[str, Any]) -> dict[str, Any]:
         vm_id = validate.uuid(vm_id, "vmID")
         domain = self._domain_from_params(vm_id, params)
-        restore_from = _restore_path(params)
+        restore_from = restore_source(params)
+        if isinstance(restore_from, MemoryVolumes) and self.volumes is None:
+            raise errors.UnsupportedOperation("restoring from volumes needs storage")
         initial = vmstatus.RESTORING_STATE if restore_from else vmstatus.WAIT_FOR_LAUNCH
         vm = self.new_vm(vm_id, domain.name, initial)
         vm.launch_paused = _flag(params.get("launchPaused", domain.metadata.launch_paused))
@@ -280,9 +322,24 @@ class VirtService:
         )
 
     def hibernate(self, vm_id: str, handle: Any) -> None:
-        """Save the guest's memory to a file and stop it (Down, SAVE_STATE_SUCCEEDED)."""
+        """Save the guest's memory to a file or a volume and stop it (Down, exit reason 5).
+
+        Memory volumes are prepared before the call answers (so a wrong handle fails it) and
+        torn down once the save ended, whichever way.
+        """
         vm = self.running_vm(vm_id)
-        path = _hibernation_path(handle)
+        target = memory_target(handle)
+        if isinstance(target, MemoryVolumes):
+            if self.volumes is None:
+                raise errors.UnsupportedOperation("hibernation to volumes needs storage")
+            volumes = self.volumes
+            refs = target.refs()
+            path = volumes.lend(vm, refs)[0].path
+            self._save(vm, path, lambda: volumes.give_back(vm, refs))
+        else:
+            self._save(vm, target, lambda: None)
+
+    def _save(self, vm: Vm, path: str, done: Callable[[], None]) -> None:
         previous = vm.status
         with vm.lock:
             vm.stop_reason = ExitReason.SAVE_STATE_SUCCEEDED
@@ -299,12 +356,40 @@ class VirtService:
                     vm.stop_reason = None
                 vm.set_status(previous)
                 return
+            finally:
+                done()
             vm.go_down(ExitReason.SAVE_STATE_SUCCEEDED)
             log.info("vm %s hibernated to %s", vm.id, path)
             if vm.domain_xml:
                 self._domxml_hook(vm, "after_vm_hibernate", raise_errors=False)
 
-        self._work.dispatch(save, timeout=self._settings.destroy_timeout * 10)
+        try:
+            self._work.dispatch(save, timeout=self._settings.destroy_timeout * 10)
+        except BaseException:
+            done()
+            raise
+
+    # --- storage verbs -------------------------------------------------------------------
+
+    def snapshot(
+        self, vm_id: str, snap_drives: Any, snap_memory: Any = None, frozen: bool = False
+    ) -> dict[str, Any]:
+        """VM.snapshot: switch disks to new leaf volumes (see :mod:`virthost.virt.snapshot`)."""
+        vm = self.running_vm(vm_id)
+        if snap_memory:
+            raise errors.UnsupportedOperation("memory snapshots (snapMemory) are not supported")
+        if self._snapshots is None:
+            raise errors.UnsupportedOperation("snapshots need storage")
+        return self._snapshots.take(vm, snap_drives, frozen)
+
+    def merge(
+        self, vm_id: str, drive: Any, base: Any, top: Any, bandwidth: int, job_id: Any
+    ) -> None:
+        """VM.merge: start a live merge job (see :mod:`virthost.virt.livemerge`)."""
+        vm = self.running_vm(vm_id)
+        if self._merges is None:
+            raise errors.UnsupportedOperation("merges need storage")
+        self._merges.start(vm, drive, base, top, bandwidth, job_id)
 
     def _domxml_hook(self, vm: Vm, point: str, raise_errors: bool) -> None:
         run_vm_hook(self._hooks, point, vm, raise_errors=raise_errors)
@@ -342,6 +427,8 @@ class VirtService:
         report = vm.base_stats()
         if not vm.is_down:
             report.update(self.sampler.stats_of(vm))
+            if self._merges is not None:
+                report["vmJobs"] = self._merges.jobs_of(vm.id)
         return report
 
     def stats_hooks_installed(self, one_vm: bool) -> bool:
@@ -415,28 +502,6 @@ class VirtService:
 class _VmDestroyFailed(errors.VirtHostError):
     code = 42
     message = "Virtual machine destroy error"
-
-
-def _hibernation_path(handle: Any) -> str:
-    """The memory image file of VM.hibernate. Storage volume handles need storage domains."""
-    if isinstance(handle, str) and handle.startswith("/"):
-        return str(validate.absolute_path(handle, "hibernationVolHandle"))
-    raise errors.UnsupportedOperation(
-        "hibernation to storage volumes needs a connected storage pool; give a file path"
-    )
-
-
-def _restore_path(params: Mapping[str, Any]) -> str | None:
-    """The memory image VM.create restores from: ``restoreState`` or a path handle."""
-    for key in ("restoreState", "hiberVolHandle"):
-        value = params.get(key)
-        if value:
-            return _hibernation_path(value)
-    if params.get("memoryDumpVolume"):
-        raise errors.UnsupportedOperation(
-            "restoring from storage volumes needs a connected storage pool"
-        )
-    return None
 
 
 def _flag(value: Any) -> bool:

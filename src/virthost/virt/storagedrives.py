@@ -60,8 +60,6 @@ class VolumeStore(Protocol):
 
     def volume_info(self, sd: Any, img: Any, vol: Any) -> dict[str, Any]: ...
 
-    def chain(self, sd: Any, img: Any, vol: Any) -> list[str]: ...
-
     def set_legality(self, sd: Any, img: Any, vol: Any, legality: Any) -> None: ...
 
 
@@ -83,10 +81,6 @@ class DrivePreparer(Protocol):
         ...
 
     def teardown(self, ref: VolumeRef) -> None: ...
-
-    def chain(self, ref: VolumeRef) -> list[str]:
-        """The volume ids from the base up to ``ref``'s volume."""
-        ...
 
     def retire(self, ref: VolumeRef) -> None:
         """Mark a volume a merge took out of the chain: ILLEGAL, for the engine to delete."""
@@ -123,10 +117,6 @@ class StorageDrives:
 
     def teardown(self, ref: VolumeRef) -> None:
         self._store.teardown_image(ref.domain, ref.image, ref.volume)
-
-    def chain(self, ref: VolumeRef) -> list[str]:
-        self._pools.member(ref.pool, ref.domain)
-        return list(self._store.chain(ref.domain, ref.image, ref.volume))
 
     def retire(self, ref: VolumeRef) -> None:
         self._store.set_legality(ref.domain, ref.image, ref.volume, ILLEGAL)
@@ -183,6 +173,14 @@ class VmVolumes:
             held.remove(ref)
         self._teardown_all(vm, [ref])
 
+    def swap(self, vm: Vm, old: VolumeRef, new: VolumeRef) -> None:
+        """Hold ``new`` (already prepared as part of ``old``'s chain) instead of ``old``."""
+        with self._lock:
+            held = self._held_locked(vm)
+            if new not in held:
+                held.append(new)
+        self.forget(vm, old)
+
     def held(self, vm: Vm) -> list[VolumeRef]:
         """The volumes ``vm`` holds (read from its metadata the first time after recovery)."""
         with self._lock:
@@ -197,18 +195,29 @@ class VmVolumes:
             self._teardown_all(vm, refs)
             log.info("vm %s: %d volumes torn down", vm.id, len(refs))
 
-    @contextlib.contextmanager
-    def borrowed(self, vm: Vm, refs: list[VolumeRef]) -> Iterator[list[PreparedVolume]]:
-        """Volumes prepared for one operation (hibernation memory), torn down after it."""
-        prepared: list[VolumeRef] = []
+    def lend(self, vm: Vm, refs: list[VolumeRef]) -> list[PreparedVolume]:
+        """Volumes prepared for one operation (hibernation memory), not held by the VM; the
+        caller gives them back with :meth:`give_back`. All or nothing."""
         volumes: list[PreparedVolume] = []
         try:
             for ref in refs:
                 volumes.append(self._preparer.prepare(ref))
-                prepared.append(ref)
+        except BaseException:
+            self._teardown_all(vm, refs[: len(volumes)])
+            raise
+        return volumes
+
+    def give_back(self, vm: Vm, refs: list[VolumeRef]) -> None:
+        self._teardown_all(vm, refs)
+
+    @contextlib.contextmanager
+    def borrowed(self, vm: Vm, refs: list[VolumeRef]) -> Iterator[list[PreparedVolume]]:
+        """:meth:`lend` for the duration of a ``with`` block."""
+        volumes = self.lend(vm, refs)
+        try:
             yield volumes
         finally:
-            self._teardown_all(vm, prepared)
+            self.give_back(vm, refs)
 
     def _held_locked(self, vm: Vm) -> list[VolumeRef]:
         held = self._held.get(vm)

@@ -264,3 +264,15 @@ def test_real_sanlock_formats_ids_and_leases(sanlock_daemon: SanlockDaemon) -> N
             pools.close()
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_block_size_zero_is_detected(env: Env, locks: RecordingLocks) -> None:
+    sd = new_id()
+    env.domains.create(env.request(sd, block_size=0, max_hosts=250))
+    info = env.domains.info(sd)
+    assert info["block_size"] in (512, 4096)  # what this machine's disk takes
+    assert locks.calls[0][3] == info["block_size"]
+    assert not [n for n in os.listdir(env.local) if n.startswith(".probe-")]
+    old = new_id()
+    env.domains.create(env.request(old, block_size=0, version=4))
+    assert env.domains.info(old)["block_size"] == 512  # v4 domains are 512 only

@@ -267,6 +267,10 @@ class OutOfProcessIO:
     def rename(self, src: StrPath, dst: StrPath) -> None:
         self._call("rename", src=os.fspath(src), dst=os.fspath(dst))
 
+    def probe_block_size(self, directory: StrPath) -> int:
+        """The storage's block size under ``directory`` (512 or 4096), by a direct write."""
+        return int(self._call("probe_block_size", path=os.fspath(directory)))
+
     def link(self, src: StrPath, dst: StrPath) -> None:
         """Make ``dst`` a hard link to ``src`` (EEXIST when ``dst`` exists)."""
         self._call("link", src=os.fspath(src), dst=os.fspath(dst))

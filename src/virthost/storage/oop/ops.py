@@ -237,6 +237,42 @@ def _write_direct(path: Path, data: bytes, mode: int) -> None:
     fileutils.fsync_directory(directory)
 
 
+def probe_block_size(args: dict[str, Any]) -> int:
+    """The smallest direct write the storage under directory ``path`` takes: 512 or 4096.
+
+    Storage with 4 KiB sectors refuses a 512-byte O_DIRECT write with EINVAL. File systems
+    without direct I/O (tmpfs) cannot tell; they count as 512, which every reader accepts.
+    """
+    fd, temp_name = tempfile.mkstemp(dir=_str(args, "path"), prefix=".probe-", suffix=".tmp")
+    os.close(fd)
+    try:
+        try:
+            fd = os.open(temp_name, os.O_WRONLY | os.O_DIRECT | os.O_CLOEXEC)
+        except OSError as e:
+            if e.errno == errno.EINVAL:
+                return 512
+            raise
+        try:
+            with mmap.mmap(-1, 4096) as buffer:
+                view = memoryview(buffer)
+                try:
+                    for size in (512, 4096):
+                        try:
+                            os.pwrite(fd, view[:size], 0)
+                            return size
+                        except OSError as e:
+                            if e.errno != errno.EINVAL:
+                                raise
+                finally:
+                    view.release()
+        finally:
+            os.close(fd)
+        raise OSError(errno.EINVAL, "no direct write size works", _str(args, "path"))
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp_name)
+
+
 def write_file(args: dict[str, Any]) -> None:
     path, mode = Path(_str(args, "path")), _mode(args, "mode", 0o644)
     data = decode_bytes(args.get("data"))
@@ -337,6 +373,7 @@ OPS: dict[str, Op] = {
     "unlink": unlink,
     "rename": rename,
     "link": link,
+    "probe_block_size": probe_block_size,
     "mkdir": mkdir,
     "makedirs": makedirs,
     "rmdir": rmdir,

@@ -55,9 +55,11 @@ class VolumeRef:
             raise errors.MissingParameter(f"{name}.poolID", param=f"{name}.poolID")
         ids = [raw_pool, value.get("domainID"), value.get("imageID"), value.get("volumeID")]
         for key, item in zip(_ID_KEYS, ids, strict=True):
-            if item is None:
+            if item is None or item == "":
                 raise errors.MissingParameter(f"{name}.{key}", param=f"{name}.{key}")
-        checked = [validate.uuid(item, f"{name}.{key}") for key, item in zip(_ID_KEYS, ids)]
+        checked = [
+            validate.uuid(item, f"{name}.{key}") for key, item in zip(_ID_KEYS, ids, strict=True)
+        ]
         return cls(*checked)
 
     def with_volume(self, volume: str) -> VolumeRef:

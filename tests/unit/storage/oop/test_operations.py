@@ -186,6 +186,13 @@ def test_fsync_files_and_directories(oop: OutOfProcessIO, tmp_path: Path) -> Non
         oop.fsync(tmp_path / "missing")
 
 
+def test_probe_block_size(oop: OutOfProcessIO, tmp_path: Path) -> None:
+    assert oop.probe_block_size(tmp_path) in (512, 4096)
+    assert os.listdir(tmp_path) == []  # the probe file is gone
+    with pytest.raises(FileNotFoundError):
+        oop.probe_block_size(tmp_path / "missing")
+
+
 def test_link(oop: OutOfProcessIO, tmp_path: Path) -> None:
     (tmp_path / "a").write_bytes(b"data")
     oop.link(tmp_path / "a", tmp_path / "b")
