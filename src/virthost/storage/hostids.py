@@ -86,17 +86,16 @@ class HostIds:
         log.info("Joining lockspace %s with host id %d", sd_uuid, host_id)
         self._ops.add(sd_uuid, host_id, ids, self._io_timeout)
 
-    def release(self, sd_uuid: str) -> None:
-        """Start leaving the lockspace (refused by sanlock while we hold leases in it)."""
+    def release(self, sd_uuid: str, host_id: int, ids: str) -> None:
+        """Start leaving the lockspace (refused by sanlock while we hold leases in it).
+
+        Joined or not by this run: a lockspace joined before a restart is left as well."""
         with self._lock:
-            wanted = self._wanted.pop(sd_uuid, None)
-        if wanted is None:
-            return
-        host_id, ids = wanted
+            self._wanted.pop(sd_uuid, None)
         try:
             self._ops.remove(sd_uuid, host_id, ids)
             log.info("Leaving lockspace %s (host id %d)", sd_uuid, host_id)
-        except se.ReleaseHostIdFailure as e:
+        except (se.ReleaseHostIdFailure, se.ClusterLockQueryError) as e:
             log.warning("Cannot leave lockspace %s: %s", sd_uuid, e)
 
     def acquired(self, sd_uuid: str, host_id: int, ids: str) -> bool:

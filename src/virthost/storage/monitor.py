@@ -42,7 +42,6 @@ DEFAULT_CHECK_INTERVAL = 10.0
 CHECK_SIZE = 4096
 MAX_HOST_ID = 2000
 UNKNOWN_VERSION = -1
-RELEASE_TIMEOUT = 30.0
 
 
 class DirectReader(Protocol):
@@ -64,7 +63,7 @@ class HostIdManager(Protocol):
 
     def acquired(self, sd_uuid: str, host_id: int, ids: str) -> bool: ...
 
-    def release(self, sd_uuid: str) -> None: ...
+    def release(self, sd_uuid: str, host_id: int, ids: str) -> None: ...
 
 
 @dataclass
@@ -172,13 +171,18 @@ class DomainMonitor:
         sd = validate.uuid(sd_uuid, "sdUUID")
         with self._lock:
             op = self._ops.pop(sd, None)
-            self._status.pop(sd, None)
-            self._dirs.pop(sd, None)
-        if op is None:
+            st = self._status.pop(sd, None)
+            directory = self._dirs.pop(sd, None)
+        if op is None or st is None:
             log.info("Domain %s is not monitored", sd)
             return
         op.stop()
-        self._release_host_id(sd)
+        if directory is None:
+            try:
+                directory = self._domains.domain_dir(sd)
+            except Exception as e:
+                log.warning("Cannot find domain %s to leave its lockspace: %s", sd, e)
+        self._release_host_id(sd, st.host_id, directory)
         log.info("Stopped monitoring domain %s", sd)
 
     def monitored(self) -> list[str]:
@@ -287,12 +291,12 @@ class DomainMonitor:
             log.warning("Cannot join the lockspace of %s with host id %d: %s", sd, host_id, e)
         return False
 
-    def _release_host_id(self, sd: str) -> None:
-        """Leave the lockspace off the caller's thread (sanlock may be slow to answer)."""
-        host_ids = self._host_ids
-        if host_ids is None:
+    def _release_host_id(self, sd: str, host_id: int, directory: str | None) -> None:
+        """Leave the lockspace (a request to the sanlock daemon, time-boxed, no storage I/O)."""
+        if self._host_ids is None or directory is None:
             return
+        ids = os.path.join(directory, sc.DOMAIN_META_DATA, "ids")
         try:
-            self._executor.dispatch(lambda: host_ids.release(sd), timeout=RELEASE_TIMEOUT)
+            self._host_ids.release(sd, host_id, ids)
         except Exception as e:
-            log.warning("Cannot schedule leaving the lockspace of %s: %s", sd, e)
+            log.warning("Cannot leave the lockspace of %s: %s", sd, e)

@@ -59,21 +59,21 @@ def test_wait_acquired_times_out_with_661() -> None:
         ids.wait_acquired("sd", 1, "/ids", timeout=0.6)
 
 
-def test_release_leaves_only_wanted_lockspaces() -> None:
+def test_release_leaves_even_a_lockspace_joined_before_a_restart() -> None:
     ops = Lockspaces()
     ids = HostIds(ops)
-    ids.release("never-joined")
-    assert ops.removes == []
+    ids.release("joined-by-the-last-run", 1, "/ids")
+    assert ops.removes == ["joined-by-the-last-run"]
     ids.acquire("sd", 1, "/ids")
-    ids.release("sd")
-    assert ops.removes == ["sd"]
+    ids.release("sd", 1, "/ids")
+    assert ops.removes == ["joined-by-the-last-run", "sd"]
 
 
 def test_refused_release_is_logged_not_raised() -> None:
     ops = Lockspaces(refuse_remove=True)
     ids = HostIds(ops)
     ids.acquire("sd", 1, "/ids")
-    ids.release("sd")  # leases held: sanlock refuses, we carry on
+    ids.release("sd", 1, "/ids")  # leases held: sanlock refuses, we carry on
 
 
 def test_query_errors_count_as_not_acquired() -> None:
