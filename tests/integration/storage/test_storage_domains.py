@@ -137,3 +137,26 @@ def test_bad_requests(services: daemon_fixtures.Services, local_dir: Path) -> No
             )
         assert unmounted.value.code == 360
     assert list(local_dir.iterdir()) == []
+
+
+def test_broken_seal_is_752_and_nothing_is_written(
+    services: daemon_fixtures.Services, local_dir: Path
+) -> None:
+    sd = str(uuid.uuid4())
+    with services.client() as cli:
+        cli.StorageDomain.create(
+            storagedomainID=sd, domainType=4, typeArgs=str(local_dir), name="seal", domainClass=1
+        )
+        metadata = local_dir / sd / "dom_md" / "metadata"
+        tampered = metadata.read_bytes().replace(b"DESCRIPTION=seal", b"DESCRIPTION=evil")
+        metadata.write_bytes(tampered)
+        for call in (
+            lambda: cli.StorageDomain.getInfo(storagedomainID=sd),
+            lambda: cli.StorageDomain.setDescription(storagedomainID=sd, description="x"),
+        ):
+            with pytest.raises(client_errors.ServerError) as broken:
+                call()
+            assert broken.value.code == 752
+        assert metadata.read_bytes() == tampered  # not "repaired", not overwritten
+        cli.StorageDomain.format(storagedomainID=sd)  # an unreadable domain can still go
+    assert not (local_dir / sd).exists()
