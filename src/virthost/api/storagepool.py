@@ -11,7 +11,10 @@ from typing import Any, Protocol
 
 from virthost.common import errors
 from virthost.storage.connections import StorageConnections
+from virthost.storage.jobs.sdmrequests import subchain_info
 from virthost.storage.pool import StoragePools, int_arg
+from virthost.storage.sdm import SdmContext, finalize_merge, prepare_merge
+from virthost.storage.spmtasks import SpmTasks
 from virthost.storage.tasks import TaskContext
 
 
@@ -29,8 +32,12 @@ class StoragePoolApi:
         pools: StoragePools | None = None,
         tasks: TaskScheduler | None = None,
         spm_join_timeout: float = 120.0,
+        spm_tasks: SpmTasks | None = None,
+        merge: SdmContext | None = None,
     ) -> None:
         self._connections = connections
+        self._spm_tasks = spm_tasks
+        self._merge = merge
         self._pools_service = pools
         self._tasks_service = tasks
         self._join_timeout = spm_join_timeout
@@ -135,3 +142,23 @@ class StoragePoolApi:
 
     def spmStop(self, storagepoolID: str) -> None:
         self._pools.stop_spm(storagepoolID)
+
+    # --- cold merge around SDM.merge (SPM tasks) ----------------------------------------
+
+    def prepareMerge(self, storagepoolID: str, subchainInfo: dict[str, Any]) -> str:
+        return self._merge_step("prepareMerge", storagepoolID, subchainInfo)
+
+    def finalizeMerge(self, storagepoolID: str, subchainInfo: dict[str, Any]) -> str:
+        return self._merge_step("finalizeMerge", storagepoolID, subchainInfo)
+
+    def _merge_step(self, verb: str, storagepoolID: str, subchainInfo: dict[str, Any]) -> str:
+        if self._merge is None or self._spm_tasks is None:
+            raise errors.MethodNotImplemented(f"StoragePool.{verb} is not available here")
+        info = subchain_info(subchainInfo, "subchainInfo")
+        step = prepare_merge if verb == "prepareMerge" else finalize_merge
+        context = self._merge
+
+        def work(ctx: TaskContext) -> None:
+            step(context, info)
+
+        return self._spm_tasks.schedule(storagepoolID, (info.sd_id,), f"StoragePool.{verb}", work)

@@ -164,6 +164,9 @@ class StorageSection:
     resource_timeout: float = option(
         120.0, "Seconds a storage operation waits for a locked domain or image."
     )
+    spm_watchdog_interval: float = option(
+        20.0, "Seconds between checks that this host still holds the SPM lease it believes in."
+    )
     job_workers: int = option(10, "Threads running host jobs (SDM.copy_data and the like).")
     job_autodelete_delay: float = option(
         3600.0, "Seconds a finished host job stays visible in Host.getJobs."

@@ -20,6 +20,7 @@ from virthost.api.task import TaskApi
 from virthost.api.volume import VolumeApi
 from virthost.common.commands import Runner
 from virthost.common.executor import Executor
+from virthost.common.periodic import PeriodicOperation
 from virthost.common.resources import ResourceManager
 from virthost.common.scheduler import Scheduler
 from virthost.daemon.config import Config
@@ -102,17 +103,31 @@ class StorageGraph:
             workers=storage.job_workers,
             autodelete_delay=storage.job_autodelete_delay,
         )
+        self.sdm_context = SdmContext(
+            self.images, self.domains, runner, resources, storage.resource_timeout
+        )
         if sdm_factories is None:
-            sdm_factories = job_factories(
-                SdmContext(self.images, self.domains, runner, resources, storage.resource_timeout)
-            )
+            sdm_factories = job_factories(self.sdm_context)
+        self.spm_watchdog = PeriodicOperation(
+            "spm-watchdog",
+            self.pools.verify_spm,
+            storage.spm_watchdog_interval,
+            scheduler,
+            periodic_executor,
+            exclusive=True,
+        )
         self.sdm = SdmApi(self.jobs, dict(sdm_factories))
         self.task_api = TaskApi(self.tasks)
 
     def namespaces(self) -> dict[str, object]:
         return {
             "StoragePool": StoragePoolApi(
-                self.connections, self.pools, self.tasks, self.host_ids.join_timeout()
+                self.connections,
+                self.pools,
+                self.tasks,
+                self.host_ids.join_timeout(),
+                self.spm_tasks,
+                self.sdm_context,
             ),
             "StorageDomain": StorageDomainApi(self.domains, self.pool_domains, self.images),
             "Volume": VolumeApi(self.images, self.spm_tasks),
@@ -128,8 +143,10 @@ class StorageGraph:
 
     def start(self) -> None:
         self.jobs.start()
+        self.spm_watchdog.start()
 
     def stop(self) -> None:
+        self.spm_watchdog.stop()
         self.monitor.stop()
         self.jobs.shutdown()
         self.tasks.shutdown(TASK_SHUTDOWN_TIMEOUT)

@@ -407,6 +407,13 @@ class StoragePools:
     def spm_status(self, sp_uuid: Any) -> dict[str, Any]:
         return self.get(sp_uuid).spm.status().to_wire()
 
+    def verify_spm(self) -> None:
+        """The SPM watchdog's periodic check of the connected pool, if any."""
+        with self._lock:
+            pool = self._pool
+        if pool is not None:
+            pool.spm.verify_lease()
+
     def stop_spm(self, sp_uuid: Any) -> None:
         self.get(sp_uuid).spm.stop()
 

@@ -59,6 +59,8 @@ class SpmLease(Protocol):
         self, sd_uuid: str, leases: str, offset: int, alignment: int, block_size: int
     ) -> tuple[int, int] | None: ...
 
+    def held(self, sd_uuid: str) -> bool: ...
+
 
 class SanlockSpmLease:
     """:class:`SpmLease` on the real sanlock daemon."""
@@ -74,6 +76,13 @@ class SanlockSpmLease:
     def release(self, sd_uuid: str, leases: str, offset: int) -> None:
         clusterlock.release(
             sd_uuid, clusterlock.SDM_LEASE_NAME, leases, offset, timeout=self._timeout
+        )
+
+    def held(self, sd_uuid: str) -> bool:
+        """Whether this process still holds the domain's SDM lease (sanlock's memory)."""
+        return any(
+            (lease.lockspace, lease.resource) == (sd_uuid, clusterlock.SDM_LEASE_NAME)
+            for lease in clusterlock.inquire(timeout=self._timeout)
         )
 
     def owner(
@@ -262,6 +271,30 @@ class SpmRole:
             new_lver,
             len(recovered),
         )
+
+    # --- watchdog ------------------------------------------------------------------------
+
+    def verify_lease(self) -> None:
+        """Drop the role if sanlock no longer has our SPM lease (VDSM's SPM watchdog).
+
+        sanlock takes a lease away when this host cannot renew its id in time; another host
+        may be SPM already, so nothing more may be written as SPM: the role turns Free and
+        the SPM tasks are told to stop (their rollback still runs)."""
+        with self._lock:
+            held = self._held if self._state is SpmState.SPM else None
+        if held is None:
+            return
+        try:
+            still_held = self._lease.held(held[0])
+        except se.ClusterLockQueryError as e:
+            log.warning("Cannot check the SPM lease of pool %s: %s", self.sp_uuid, e)
+            return
+        if still_held:
+            return
+        log.error("The SPM lease of pool %s was lost; giving up the SPM role", self.sp_uuid)
+        with self._lock:
+            self._state, self._held = SpmState.FREE, None
+        self._tasks.forget(self.sp_uuid)
 
     # --- stop ----------------------------------------------------------------------------
 

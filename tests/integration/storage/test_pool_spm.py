@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -42,7 +43,14 @@ def sanlock_daemon() -> Iterator[SanlockDaemon]:
 @pytest.fixture(scope="module")
 def services(pki: PkiPaths, sanlock_daemon: SanlockDaemon) -> Iterator[daemon_fixtures.Services]:
     running = daemon_fixtures.start_services(
-        pki, overrides={"storage": {"sanlock_io_timeout": 1, "domain_check_interval": 1.0}}
+        pki,
+        overrides={
+            "storage": {
+                "sanlock_io_timeout": 1,
+                "domain_check_interval": 1.0,
+                "spm_watchdog_interval": 0.5,
+            }
+        },
     )
     yield running
     daemon_fixtures.cleanup(running)
@@ -122,6 +130,19 @@ def create_volume(cli: Any, sp: str, sd: str, img: str, vol: str, **kwargs: Any)
     return status
 
 
+def run_job(cli: Any, verb: str, **params: Any) -> dict[str, Any]:
+    job_id = str(uuid.uuid4())
+    getattr(cli.SDM, verb)(job_id=job_id, **params)
+
+    def ended() -> dict[str, Any] | None:
+        job = cli.Host.getJobs(job_ids=[job_id])[job_id]
+        return job if job["status"] in ("done", "failed", "aborted") else None
+
+    job = wait_until(ended, TASK_TIMEOUT, f"job {job_id}")
+    assert job["status"] == "done", job
+    return dict(job)
+
+
 def test_pool_spm_and_volumes(services: daemon_fixtures.Services, local_dir: Path) -> None:
     sp = str(uuid.uuid4())
     with services.client() as cli:
@@ -171,8 +192,10 @@ def test_pool_spm_and_volumes(services: daemon_fixtures.Services, local_dir: Pat
         assert not_spm.value.code == 654
 
         become_spm(cli, sp)
+        time.sleep(1.5)  # the SPM watchdog (every 0.5 s) finds the lease held in sanlock
         status = cli.StoragePool.getSpmStatus(storagepoolID=sp)
         assert status["spmStatus"] == "SPM" and status["spmId"] == 1 and status["spmLver"] >= 1
+        assert "SPM lease of pool" not in services.log_text()
         md = sdmetadata.DomainMetadata.parse(
             (local_dir / master / "dom_md" / "metadata").read_bytes()
         )
@@ -242,6 +265,46 @@ def test_pool_spm_and_volumes(services: daemon_fixtures.Services, local_dir: Pat
         assert task in cli.Host.getAllTasksStatuses()
         cli.Task.clear(taskID=task)
         assert (local_dir / master / "images" / base_img / base_vol).exists()
+
+        # A template filled from a disk image file, marked SHARED, and a thin leaf over it in
+        # another image: what the engine does to make a VM from a template.
+        disk = local_dir / "guest.qcow2"
+        subprocess.run(["qemu-img", "create", "-f", "qcow2", str(disk), "16M"], check=True)
+        subprocess.run(
+            ["qemu-io", "-f", "qcow2", "-c", "write -P 0x6b 0 1M", str(disk)],
+            check=True,
+            capture_output=True,
+        )
+        disk.chmod(0o644)
+        tmpl_img, tmpl_vol = str(uuid.uuid4()), str(uuid.uuid4())
+        assert create_volume(cli, sp, second, tmpl_img, tmpl_vol, size=16 * MiB)["code"] == 0
+        run_job(
+            cli,
+            "copy_data",
+            source={"endpoint_type": "external", "url": f"file://{disk}"},
+            destination={"endpoint_type": "div", "sd_id": second, "img_id": tmpl_img,
+                         "vol_id": tmpl_vol},
+        )  # fmt: skip
+        run_job(
+            cli,
+            "update_volume",
+            vol_info={"sd_id": second, "img_id": tmpl_img, "vol_id": tmpl_vol},
+            vol_attr={"type": "SHARED", "description": "tiny template"},
+        )
+        vm_img, vm_vol = str(uuid.uuid4()), str(uuid.uuid4())
+        done = create_volume(
+            cli, sp, second, vm_img, vm_vol, volFormat=4, srcImgUUID=tmpl_img, srcVolUUID=tmpl_vol
+        )
+        assert done["taskResult"] == "success", done
+        prepared = cli.Image.prepare(
+            storagepoolID=sp, storagedomainID=second, imageID=vm_img, volumeID=vm_vol
+        )
+        assert [v["volumeID"] for v in prepared["imgVolumesInfo"]] == [tmpl_vol, vm_vol]
+        compare = subprocess.run(
+            ["qemu-img", "compare", "-f", "qcow2", "-F", "qcow2", str(disk), prepared["path"]],
+            capture_output=True,
+        )
+        assert compare.returncode == 0, compare.stdout
 
         # Unfinished SPM tasks would block spmStop; none are left.
         cli.StoragePool.spmStop(storagepoolID=sp)

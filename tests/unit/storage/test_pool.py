@@ -69,6 +69,9 @@ class FakeLease:
     def release(self, sd_uuid: str, leases: str, offset: int) -> None:
         self.owner_id = None
 
+    def held(self, sd_uuid: str) -> bool:
+        return self.owner_id is not None
+
     def owner(
         self, sd_uuid: str, leases: str, offset: int, alignment: int, block_size: int
     ) -> tuple[int, int] | None:
@@ -377,3 +380,18 @@ def test_concurrent_spm_start_claims_once(penv: PoolEnv) -> None:
     for t in threads:
         t.join()
     assert sorted(map(str, results)) == ["True", "refused", "refused", "refused"]
+
+
+def test_watchdog_gives_up_a_lost_lease(penv: PoolEnv) -> None:
+    master = create_pool(penv)
+    penv.pools.connect(SP, 1, master, 1)
+    penv.pools.verify_spm()  # not SPM: nothing to check
+    penv.become_spm(SP)
+    penv.pools.verify_spm()
+    assert penv.pools.get(SP).spm.is_spm  # still held
+    penv.lease.owner_id = None  # sanlock took it away
+    penv.pools.verify_spm()
+    assert penv.pools.get(SP).spm.state is SpmState.FREE
+    assert penv.tasks.forgotten == [SP]
+    with pytest.raises(se.SpmStatusError):
+        penv.pools.spm_of(SP)

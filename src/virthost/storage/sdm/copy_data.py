@@ -17,15 +17,22 @@ for the data. The work, with VDSM's semantics on file domains:
 
 The job is abortable: the progress callback stops qemu-img (see
 :func:`~virthost.storage.sdm.context.progress_reporter`), the destination stays ILLEGAL with
-its old generation, and the same copy can be asked again. Only ``div`` endpoints (volumes of
-our domains) are supported, as in VDSM; an external endpoint is refused when the verb is called.
+its old generation, and the same copy can be asked again.
+
+The destination is always a volume of our domains (``div``). The source may also be an
+``external`` image given as a ``file://`` URL of an absolute path on this host, which is how an
+administrator fills a new template volume from an existing disk image; its format is probed
+(qemu-img with CPU and memory limits) and an image with a backing file is refused, since that
+file would be read from wherever the header points.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
 
-from virthost.common import errors
+from virthost.common import errors, validate
 from virthost.storage import constants as sc
 from virthost.storage import errors as se
 from virthost.storage import qemuimg
@@ -33,7 +40,12 @@ from virthost.storage.images import chain as chains
 from virthost.storage.images.context import image_lock
 from virthost.storage.images.layout import ImagePaths
 from virthost.storage.jobs import JobContext, JobWork
-from virthost.storage.jobs.sdmrequests import CopyDataRequest, CopyEndpoint, DivEndpoint
+from virthost.storage.jobs.sdmrequests import (
+    CopyDataRequest,
+    CopyEndpoint,
+    DivEndpoint,
+    ExternalEndpoint,
+)
 from virthost.storage.sdm.context import (
     EXCLUSIVE,
     SHARED,
@@ -46,33 +58,64 @@ from virthost.storage.sdm.context import (
 log = logging.getLogger("virthost.storage.sdm")
 
 
+@dataclass(frozen=True)
+class ExternalImage:
+    """A source image outside our domains (a file on this host)."""
+
+    path: str
+    qemu_format: str
+
+
+def external_path(endpoint: ExternalEndpoint) -> str:
+    """The absolute path of a ``file://`` source URL (75 for other schemes, 91 for bad ones)."""
+    url = urlsplit(endpoint.url)
+    if url.scheme != "file":
+        raise errors.UnsupportedOperation("source.url: only file:// URLs are supported here")
+    if url.netloc not in ("", "localhost") or url.query or url.fragment:
+        raise errors.InvalidParameter(f"source.url={endpoint.url!r} is not a local file URL")
+    return validate.absolute_path(unquote(url.path), "source.url")
+
+
 class CopyData:
     """The work of one SDM.copy_data job."""
 
     def __init__(self, ctx: SdmContext, request: CopyDataRequest) -> None:
         self._ctx = ctx
-        self._source = _div(request.source, "source")
+        self._external: str | None = None
+        self._source: DivEndpoint | None = None
+        if isinstance(request.source, ExternalEndpoint):
+            self._external = external_path(request.source)
+        else:
+            self._source = request.source
         self._destination = _div(request.destination, "destination")
         self._copy_bitmaps = request.copy_bitmaps
-        src, dst = self._source.volume, self._destination.volume
-        if (src.sd_id, src.img_id, src.vol_id) == (dst.sd_id, dst.img_id, dst.vol_id):
-            raise se.InvalidParameterException(f"volume {src.vol_id} cannot be copied onto itself")
+        dst = self._destination.volume
+        if self._source is not None:
+            src = self._source.volume
+            if (src.sd_id, src.img_id, src.vol_id) == (dst.sd_id, dst.img_id, dst.vol_id):
+                raise se.InvalidParameterException(
+                    f"volume {src.vol_id} cannot be copied onto itself"
+                )
 
     def work(self) -> JobWork:
         return JobWork(run=self.run, abortable=True)
 
     def run(self, job: JobContext) -> None:
-        src, dst = self._source.volume, self._destination.volume
-        locks = [
-            *image_lock(src.sd_id, src.img_id, SHARED),
-            *image_lock(dst.sd_id, dst.img_id, EXCLUSIVE),
-        ]
+        dst = self._destination.volume
+        locks = list(image_lock(dst.sd_id, dst.img_id, EXCLUSIVE))
+        if self._source is not None:
+            src = self._source.volume
+            locks += image_lock(src.sd_id, src.img_id, SHARED)
         with self._ctx.lock(locks):
             job.check_aborted()
-            source = self._source_top(src.sd_id, src.img_id, src.vol_id)
+            source = self._source_image()
             target = self._ctx.locate(dst.sd_id, dst.img_id, dst.vol_id)
             backing = _backing(target)
-            bitmaps = self._copy_bitmaps and _both_qcow2(source, target)
+            bitmaps = (
+                self._copy_bitmaps
+                and isinstance(source, LocatedVolume)
+                and _both_qcow2(source, target)
+            )
             with volume_operation(target, dst.generation) as target:
                 log.info(
                     "Copying %s (%s) to %s (%s)%s",
@@ -91,6 +134,26 @@ class CopyData:
                     progress=progress_reporter(job),
                     **self._ctx.qemu,
                 )
+
+    def _source_image(self) -> LocatedVolume | ExternalImage:
+        if self._source is None:
+            assert self._external is not None
+            return self._probe_external(self._external)
+        src = self._source.volume
+        return self._source_top(src.sd_id, src.img_id, src.vol_id)
+
+    def _probe_external(self, path: str) -> ExternalImage:
+        try:
+            info = qemuimg.info(path, untrusted=True, **self._ctx.qemu)
+        except qemuimg.QemuImgError as e:
+            raise se.InvalidParameterException(f"source.url: {path}: {e}") from e
+        if info.backing_filename:
+            raise se.InvalidParameterException(
+                f"source.url: {path} has a backing file ({info.backing_filename})"
+            )
+        if info.format not in (qemuimg.RAW, qemuimg.QCOW2):
+            raise se.IncorrectFormat(f"source.url: {path} is {info.format}")
+        return ExternalImage(path, info.format)
 
     def _source_top(self, sd: str, img: str, vol: str) -> LocatedVolume:
         """The source volume, once its whole chain is known to be readable and LEGAL."""

@@ -80,9 +80,8 @@ def finalize_merge(ctx: SdmContext, info: SubchainInfo, *, remove_top: bool = Fa
 
 def _finalize_leaf_merge(subchain: Subchain) -> None:
     top = subchain.top.update(legality=sc.Legality.ILLEGAL)
-    subchain.base.update(voltype=sc.VolumeRole.LEAF)
-    log.info("Merge: %s is the leaf of image %s, %s is ILLEGAL", subchain.base.volume,
-             subchain.info.img_id, top.volume)  # fmt: skip
+    base = subchain.base.update(voltype=sc.VolumeRole.LEAF)
+    log.info("Merge: %s is the leaf now, %s is ILLEGAL", base.volume, top.volume)
 
 
 def _finalize_internal_merge(ctx: SdmContext, subchain: Subchain) -> None:

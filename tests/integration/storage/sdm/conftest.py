@@ -185,6 +185,16 @@ def qemu_info(path: Path) -> dict[str, Any]:
     return info
 
 
+def qemu_map(path: Path) -> list[dict[str, Any]]:
+    out = subprocess.run(
+        ["qemu-img", "map", "--output", "json", "-U", str(path)],
+        check=True, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    extents = json.loads(out)
+    assert isinstance(extents, list)
+    return extents
+
+
 def identical(a: Path, a_fmt: str, b: Path, b_fmt: str) -> bool:
     """Whether the guest-visible bytes (whole chains) of two images are the same."""
     argv = ["qemu-img", "compare", "-U", "-f", a_fmt, "-F", b_fmt, str(a), str(b)]
