@@ -295,8 +295,12 @@ class FileDomains:
         io = self._io(req.sd_uuid)
         if not io.exists(mount):
             raise se.StorageDomainFSNotMounted(req.remote_path)
-        if self._candidates(req.sd_uuid):
-            raise se.StorageDomainAlreadyExists(req.sd_uuid)
+        for candidate in self._candidates(req.sd_uuid):
+            if io.exists(sdmetadata.metadata_path(candidate)):
+                raise se.StorageDomainAlreadyExists(req.sd_uuid)
+            # No metadata: what a creation cut short (kill -9) left behind, never a domain.
+            log.warning("Removing %s, left by an interrupted creation", candidate)
+            io.rmtree(candidate, os.path.dirname(candidate))
         if req.block_size == BLOCK_SIZE_DETECT:
             try:
                 detected = io.probe_block_size(mount)

@@ -276,3 +276,14 @@ def test_block_size_zero_is_detected(env: Env, locks: RecordingLocks) -> None:
     old = new_id()
     env.domains.create(env.request(old, block_size=0, version=4))
     assert env.domains.info(old)["block_size"] == 512  # v4 domains are 512 only
+
+
+def test_leftover_of_an_interrupted_create_is_replaced(env: Env) -> None:
+    sd = new_id()
+    partial = env.local / sd / "dom_md"
+    partial.mkdir(parents=True)  # killed before the metadata was written
+    (partial / "ids").write_bytes(b"")
+    env.domains.create(env.request(sd))
+    assert env.domains.info(sd)["uuid"] == sd
+    with pytest.raises(se.StorageDomainAlreadyExists):
+        env.domains.create(env.request(sd))
