@@ -178,8 +178,11 @@ class StoragePools:
         if msd not in members:
             raise se.StoragePoolMasterNotFound(f"{msd} is not in domainList")
         handles = {sd: self.domains.locate(sd) for sd in members}
+        if handles[msd].metadata.is_master and sp in handles[msd].metadata.pools:
+            raise se.StoragePoolAlreadyExists(sp)
         for sd, handle in handles.items():
-            if handle.metadata.pools:
+            # A domain already claiming this pool is what an interrupted create left.
+            if handle.metadata.pools and handle.metadata.pools != (sp,):
                 raise se.StorageDomainAlreadyAttached(f"{sd} is in pool {handle.metadata.pools[0]}")
         master_class = handles[msd].metadata.domain_class
         if master_class is sc.DomainClass.ISO:

@@ -395,3 +395,14 @@ def test_watchdog_gives_up_a_lost_lease(penv: PoolEnv) -> None:
     assert penv.tasks.forgotten == [SP]
     with pytest.raises(se.SpmStatusError):
         penv.pools.spm_of(SP)
+
+
+def test_create_again_completes_an_interrupted_one_but_not_a_whole_pool(penv: PoolEnv) -> None:
+    other = penv.new_domain()
+    master = penv.new_domain()
+    handle = penv.env.domains.locate(other)  # killed after writing the first domain
+    penv.env.domains.write_metadata(handle, replace(handle.metadata, pool_uuids=(SP,)))
+    penv.pools.create(SP, "dc1", master, 1, [master, other], {})
+    assert penv.md(master).is_master
+    with pytest.raises(se.StoragePoolAlreadyExists):
+        penv.pools.create(SP, "dc1", master, 1, [master, other], {})
