@@ -79,6 +79,33 @@ class VmApi:
     def reset(self, vmID: str) -> None:
         self._virt.reset(vmID)
 
+    def snapshot(
+        self,
+        vmID: str,
+        snapDrives: list[dict[str, Any]],
+        snapMemory: str | None = None,
+        frozen: Any = False,
+        jobUUID: str | None = None,
+        timeout: Any = 30,
+        freeze_timeout: Any = 8,
+    ) -> dict[str, Any]:
+        """Runs to its end within the call (a disk-only snapshot takes well under a second);
+        ``jobUUID``, ``timeout`` and ``freeze_timeout`` are accepted for VDSM's clients."""
+        return self._virt.snapshot(vmID, snapDrives, snapMemory, as_bool(frozen))
+
+    def merge(
+        self,
+        vmID: str,
+        drive: dict[str, Any],
+        baseVolUUID: str,
+        topVolUUID: str,
+        bandwidth: Any = 0,
+        jobUUID: str | None = None,
+    ) -> None:
+        self._virt.merge(
+            vmID, drive, baseVolUUID, topVolUUID, as_int(bandwidth, "bandwidth"), jobUUID
+        )
+
     def getStats(self, vmID: str) -> list[dict[str, Any]]:
         return self._virt.get_stats(vmID)
 

@@ -299,6 +299,16 @@ class MigrationInProgress(VirtHostError):
     message = "Command not supported during migration"
 
 
+class SnapshotFailed(VirtHostError):
+    code = 48
+    message = "Snapshot failed"
+
+
+class MergeFailed(VirtHostError):
+    code = 52
+    message = "Merge failed"
+
+
 class BalloonError(VirtHostError):
     code = 53
     message = "Balloon operation is not available"

@@ -36,8 +36,10 @@ from virthost.supervisor.client import SupervisorProxy
 from virthost.virt import eventloop
 from virthost.virt.connection import LibvirtConnection
 from virthost.virt.guestagent import GuestAgentPoller
+from virthost.virt.livemerge import registry_runner
 from virthost.virt.recovery import recover_with_retries
 from virthost.virt.service import VirtService, VirtSettings, resolve_domain_type
+from virthost.virt.storagedrives import StorageDrives
 
 log = logging.getLogger("virthost.daemon")
 
@@ -83,6 +85,15 @@ class Daemon:
             max_workers=virt.max_parallel_creations * 2,
         )
         self.hooks = HookRunner(Path(virt.hooks_dir), self.runner, virt.hook_timeout)
+        self.storage = StorageGraph(
+            config,
+            self.scheduler,
+            self.periodic_executor,
+            self.events,
+            self.runner,
+            self.resources,
+            self.supervisor,
+        )
         self.virt = VirtService(
             self.libvirt,
             self.events,
@@ -97,6 +108,10 @@ class Daemon:
                 destroy_timeout=virt.destroy_timeout,
             ),
             self.hooks,
+            drives=StorageDrives(
+                self.storage.images, self.storage.pools, config.storage.repository
+            ),
+            run_job=registry_runner(self.storage.jobs),
         )
         self.guest_agent = GuestAgentPoller(
             self.libvirt, self.virt.vms, self.periodic_executor, virt.qga_command_timeout
@@ -110,15 +125,6 @@ class Daemon:
             timeout=config.libvirt.timeout,
             vm_summary=self._vm_summary,
             storage_domains=lambda: self.storage.monitor.report(),
-        )
-        self.storage = StorageGraph(
-            config,
-            self.scheduler,
-            self.periodic_executor,
-            self.events,
-            self.runner,
-            self.resources,
-            self.supervisor,
         )
         self.bridge = Bridge(
             Schema.default(),

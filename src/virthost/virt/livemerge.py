@@ -34,6 +34,7 @@ from typing import Any, Protocol
 import libvirt
 
 from virthost.common import errors, validate
+from virthost.storage.jobs.job import Job
 from virthost.virt.deviceops import DomainAccess
 from virthost.virt.domxml import parse_domain
 from virthost.virt.domxml.volumes import (
@@ -53,15 +54,23 @@ POLL_INTERVAL = 0.5
 MAX_JOB_SECONDS = 24 * 3600.0
 
 
-class MergeFailed(errors.VirtHostError):
-    code = 52
-    message = "Merge failed"
-
-
 class JobRunner(Protocol):
     """Runs a merge in the background: ``run(job_id, description, work)``."""
 
     def __call__(self, job_id: str, description: str, work: Callable[[], None]) -> None: ...
+
+
+class JobRegistry(Protocol):
+    def add_and_start(self, job: Job) -> None: ...
+
+
+def registry_runner(registry: JobRegistry) -> JobRunner:
+    """Run merges as host jobs of type ``virt``, which Host.getJobs reports."""
+
+    def run(job_id: str, description: str, work: Callable[[], None]) -> None:
+        registry.add_and_start(Job(job_id, description, lambda _: work(), job_type=VIRT_JOB_TYPE))
+
+    return run
 
 
 @dataclass
@@ -127,7 +136,7 @@ class LiveMerge:
             if job.id in running:
                 raise errors.JobExists(job.id)
             if any(other.target == job.target for other in running.values()):
-                raise MergeFailed(f"disk {job.target} has a merge running already")
+                raise errors.MergeFailed(f"disk {job.target} has a merge running already")
             running[job.id] = job
         try:
             self._commit(vm, job)
@@ -165,9 +174,11 @@ class LiveMerge:
         chain = [node.volume for node in self._volumes.preparer.prepare(leaf).chain]
         for vol, name in ((base_vol, "baseVolUUID"), (top_vol, "topVolUUID")):
             if vol not in chain:
-                raise MergeFailed(f"{name}={vol} is not in the chain of disk {target}: {chain}")
+                raise errors.MergeFailed(
+                    f"{name}={vol} is not in the chain of disk {target}: {chain}"
+                )
         if chain.index(base_vol) + 1 != chain.index(top_vol):
-            raise MergeFailed(f"{base_vol} is not the parent of {top_vol} on disk {target}")
+            raise errors.MergeFailed(f"{base_vol} is not the parent of {top_vol} on disk {target}")
         if top_vol != leaf.volume:
             raise errors.UnsupportedOperation(
                 f"merging the internal volume {top_vol}: only the leaf can be merged yet"
@@ -188,7 +199,7 @@ class LiveMerge:
         self._access.apply(
             vm,
             "starting a block commit on",
-            MergeFailed,
+            errors.MergeFailed,
             lambda dom: dom.blockCommit(job.target, base_path, None, job.bandwidth, flags),
         )
 
@@ -209,9 +220,9 @@ class LiveMerge:
         deadline = time.monotonic() + MAX_JOB_SECONDS
         while time.monotonic() < deadline:
             if vm.is_down:
-                raise MergeFailed(f"vm {vm.id} went down during the merge")
+                raise errors.MergeFailed(f"vm {vm.id} went down during the merge")
             info = self._access.apply(
-                vm, "reading the block job of", MergeFailed,
+                vm, "reading the block job of", errors.MergeFailed,
                 lambda dom: dom.blockJobInfo(job.target, 0),
             )  # fmt: skip
             if not info:
@@ -222,17 +233,17 @@ class LiveMerge:
             if ready and not job.pivoted:
                 self._pivot(vm, job)
             time.sleep(self._poll_interval)
-        raise MergeFailed(f"merge job {job.id} did not end in {MAX_JOB_SECONDS:g} s")
+        raise errors.MergeFailed(f"merge job {job.id} did not end in {MAX_JOB_SECONDS:g} s")
 
     def _pivot(self, vm: Vm, job: MergeJob) -> None:
         try:
             self._access.apply(
-                vm, "pivoting", MergeFailed,
+                vm, "pivoting", errors.MergeFailed,
                 lambda dom: dom.blockJobAbort(
                     job.target, libvirt.VIR_DOMAIN_BLOCK_JOB_ABORT_PIVOT
                 ),
             )  # fmt: skip
-        except MergeFailed as e:
+        except errors.MergeFailed as e:
             # "not ready yet": the copy caught up but qemu did not say so yet; next poll
             log.info("vm %s: pivot of %s not done yet: %s", vm.id, job.target, e)
             return
@@ -244,13 +255,13 @@ class LiveMerge:
         disk = live.devices.disk(job.target)
         base_path = self._path_of(job.base)
         if disk is None or disk.path != base_path:
-            raise MergeFailed(
+            raise errors.MergeFailed(
                 f"disk {job.target} uses {disk.path if disk else None} after the merge, "
                 f"not {base_path}: the block commit did not complete"
             )
         set_drive_volume(live.metadata, job.target, job.base.volume)
         drop_chain_volumes(live.metadata, job.target, [job.top.volume])
-        write_metadata_live(self._access, vm, live.metadata, MergeFailed)
+        write_metadata_live(self._access, vm, live.metadata, errors.MergeFailed)
         self._access.live_xml(vm)
         self._volumes.swap(vm, job.top, job.base)
         self._volumes.preparer.retire(job.top)

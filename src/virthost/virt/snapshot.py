@@ -54,11 +54,6 @@ SNAPSHOT_FLAGS = (
 METADATA_FLAGS = libvirt.VIR_DOMAIN_AFFECT_LIVE | libvirt.VIR_DOMAIN_AFFECT_CONFIG
 
 
-class SnapshotFailed(errors.VirtHostError):
-    code = 48
-    message = "Snapshot failed"
-
-
 @dataclass(frozen=True)
 class SnapshotDisk:
     """One disk to snapshot: its target, the volume it uses now, the volume to switch to."""
@@ -82,13 +77,15 @@ def plan(metadata: VmMetadata, snap_drives: Any) -> list[SnapshotDisk]:
         new_vol = validate.uuid(item.get("volumeID"), f"{name}.volumeID")
         found = disk_of_image(metadata, sd, img)
         if found is None:
-            raise SnapshotFailed(f"{name}: the VM has no disk of image {img} on domain {sd}")
+            raise errors.SnapshotFailed(f"{name}: the VM has no disk of image {img} on domain {sd}")
         target, current = found
         base = item.get("baseVolumeID")
         if base is not None and validate.uuid(base, f"{name}.baseVolumeID") != current.volume:
-            raise SnapshotFailed(f"{name}: disk {target} uses volume {current.volume}, not {base}")
+            raise errors.SnapshotFailed(
+                f"{name}: disk {target} uses volume {current.volume}, not {base}"
+            )
         if new_vol == current.volume:
-            raise SnapshotFailed(f"{name}: disk {target} already uses volume {new_vol}")
+            raise errors.SnapshotFailed(f"{name}: disk {target} already uses volume {new_vol}")
         if any(d.target == target for d in disks):
             raise errors.InvalidParameter(f"{name}: disk {target} named twice", param=name)
         disks.append(SnapshotDisk(target, current, current.with_volume(new_vol)))
@@ -155,7 +152,7 @@ class LiveSnapshot:
                 prepared[disk.target] = volume
                 parent = volume.chain[-2].volume if len(volume.chain) > 1 else None
                 if parent != disk.current.volume:
-                    raise SnapshotFailed(
+                    raise errors.SnapshotFailed(
                         f"volume {disk.new.volume} is based on {parent}, "
                         f"not on the disk's current volume {disk.current.volume}"
                     )
@@ -174,7 +171,7 @@ class LiveSnapshot:
             self._access.apply(
                 vm,
                 "taking a snapshot of",
-                SnapshotFailed,
+                errors.SnapshotFailed,
                 lambda dom: dom.snapshotCreateXML(xml, SNAPSHOT_FLAGS),
             )
         finally:
@@ -199,7 +196,7 @@ class LiveSnapshot:
             log.error("vm %s: cannot thaw the guest after the snapshot: %s", vm.id, e)
 
     def _write_metadata(self, vm: Vm, metadata: VmMetadata) -> None:
-        write_metadata_live(self._access, vm, metadata, SnapshotFailed)
+        write_metadata_live(self._access, vm, metadata, errors.SnapshotFailed)
 
 
 def write_metadata_live(

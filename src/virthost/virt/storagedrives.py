@@ -31,6 +31,7 @@ from collections.abc import Iterator
 from typing import Any, Protocol
 
 from virthost.common import errors
+from virthost.storage import errors as se
 from virthost.virt.domxml import DomainXml, parse_domain
 from virthost.virt.domxml.volumes import (
     ChainNode,
@@ -38,6 +39,7 @@ from virthost.virt.domxml.volumes import (
     VolumeDisk,
     VolumeRef,
     apply_prepared,
+    under,
     volume_disks,
 )
 from virthost.virt.vm import Vm
@@ -76,6 +78,10 @@ class DrivePreparer(Protocol):
         """The disks of ``domain`` that name a volume."""
         ...
 
+    def prepared_elsewhere(self, disk: VolumeDisk) -> bool:
+        """Whether the disk is to be used as its XML gives it, without preparing."""
+        ...
+
     def prepare(self, ref: VolumeRef) -> PreparedVolume:
         """Make the volume usable and say where it is (storage errors as they are)."""
         ...
@@ -97,6 +103,24 @@ class StorageDrives:
 
     def disks(self, domain: DomainXml) -> list[VolumeDisk]:
         return volume_disks(domain, self._repository)
+
+    def prepared_elsewhere(self, disk: VolumeDisk) -> bool:
+        """A disk whose pool this host is not connected to, and whose XML already gives a path
+        outside the pool repository, is used as given (with a warning): whoever sent it
+        prepared that path. An engine connects the pool before it starts VMs there, so its
+        disks are always prepared here; without a path, or with a pool link path, the pool
+        error stands."""
+        if disk.source is None or under(disk.source, self._repository):
+            return False
+        try:
+            self._pools.member(disk.ref.pool, disk.ref.domain)
+        except se.StorageException as e:
+            log.warning(
+                "disk %s names volume %s but %s: using its path %s as given",
+                disk.target, disk.ref.volume, e, disk.source,
+            )  # fmt: skip
+            return True
+        return False
 
     def prepare(self, ref: VolumeRef) -> PreparedVolume:
         self._pools.member(ref.pool, ref.domain)
@@ -144,7 +168,13 @@ class VmVolumes:
         prepared: list[VolumeRef] = []
         try:
             for disk in self._preparer.disks(domain):
-                volume = self._preparer.prepare(disk.ref)
+                if self._preparer.prepared_elsewhere(disk):
+                    continue
+                try:
+                    volume = self._preparer.prepare(disk.ref)
+                except errors.VirtHostError as e:  # say which disk; keep the error's code
+                    e.detail = f"disk {disk.target}, volume {disk.ref.volume}: {e.wire_message}"
+                    raise
                 prepared.append(disk.ref)
                 apply_prepared(domain, disk.target, volume)
                 log.info("vm %s: disk %s is volume %s", vm.id, disk.target, volume.path)

@@ -11,6 +11,10 @@ MAC addresses, numbers in range) and the tree is built with ElementTree only, so
 can add markup. The result is deterministic: a generated MAC derives from the VM's UUID and the
 NIC's index, so the same parameters always give the same XML.
 
+A drive names a file by ``path`` or a storage volume by ``poolID``, ``domainID``, ``imageID``
+and ``volumeID``; the latter gets no ``<source>`` here but the disk metadata entry an engine
+would send (:mod:`.volumes`), and preparing the volume fills in the path before the start.
+
 Defaults: 256 MiB, 1 vCPU, machine ``pc``, no display, a virtio balloon reporting stats every
 5 s, a serial console on a pty (or appended to ``consoleLog``). The domain type is ``kvm``, as
 in an engine's XML; ``prepare_for_host`` switches it to ``qemu`` where the host runs TCG and

@@ -110,10 +110,12 @@ class PreparedVolume:
 
 @dataclass(frozen=True)
 class VolumeDisk:
-    """A disk of the domain (by target, such as ``vda``) and the volume it uses."""
+    """A disk of the domain (by target, such as ``vda``), the volume it uses, and the path its
+    ``<source>`` gives now (None when it has none yet)."""
 
     target: str
     ref: VolumeRef
+    source: str | None = None
 
 
 # --- finding them ----------------------------------------------------------------------------
@@ -130,8 +132,13 @@ def volume_disks(domain: DomainXml, repository: str) -> list[VolumeDisk]:
         if ref is None and disk.path:
             ref = ref_of_repository_path(disk.path, repository)
         if ref is not None:
-            found.append(VolumeDisk(disk.target_dev, ref))
+            found.append(VolumeDisk(disk.target_dev, ref, disk.path))
     return found
+
+
+def under(path: str, directory: str) -> bool:
+    """Whether normalised ``path`` lies inside ``directory``."""
+    return os.path.normpath(path).startswith(os.path.normpath(directory) + os.sep)
 
 
 def ref_of_entry(entry: DeviceMetadata, target: str) -> VolumeRef | None:
