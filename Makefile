@@ -45,6 +45,7 @@ docs: deps
 bench: libvirt
 	$(PY) bench/rpc.py
 	$(PY) bench/vm.py
+	$(PY) bench/storage.py
 
 ## For real hosts: the package, the systemd units and the default configuration.
 install: deps

@@ -33,6 +33,13 @@ if [ ! -f "$SPICE/server-cert.pem" ]; then
     chmod 0600 "$SPICE/ca-key.pem"
 fi
 QCONF=/etc/libvirt/qemu.conf
+# QEMU runs in group kvm (its user's own group), so the images libvirt hands over to it while a
+# VM runs stay readable and writable by the agent, which is in kvm too (VDSM's vdsm:kvm model).
+GMARK="# virthost: QEMU's group"
+if [ -f "$QCONF" ] && ! grep -qF "$GMARK" "$QCONF"; then
+    printf '\n%s\ngroup = "kvm"\n' "$GMARK" >> "$QCONF"
+    restart=1
+fi
 QMARK="# virthost: SPICE over TLS"
 if [ -f "$QCONF" ] && ! grep -qF "$QMARK" "$QCONF"; then
     printf '\n%s\nspice_tls = 1\nspice_tls_x509_cert_dir = "%s"\n' "$QMARK" "$SPICE" >> "$QCONF"

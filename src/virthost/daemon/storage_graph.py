@@ -67,7 +67,10 @@ class StorageGraph:
         )
         self.oop_pools = ProcessPools()
         self.domains = FileDomains(
-            self.connections.mount_root, self.connections.mount_point, self.oop_pools
+            self.connections.mount_root,
+            self.connections.mount_point,
+            self.oop_pools,
+            lockspace_io_timeout=storage.sanlock_io_timeout,
         )
         self.host_ids = HostIds(io_timeout=storage.sanlock_io_timeout)
         self.monitor = DomainMonitor(

@@ -27,6 +27,7 @@ import grp
 import logging
 import os
 import stat
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -238,11 +239,17 @@ class FileDomains:
         mount_point: Callable[[int, str], Path],
         pools: ProcessPools,
         locks: LockInitializer | None = None,
+        lockspace_io_timeout: int | None = None,
     ) -> None:
+        """``lockspace_io_timeout``: sanlock's I/O timeout written into new lockspaces, this
+        host's ``sanlock_io_timeout`` as VDSM does (not the domain's IOOPTIMEOUTSEC)."""
         self._mount_root = mount_root
         self._mount_point = mount_point
         self._pools = pools
         self._locks = locks if locks is not None else SanlockInitializer()
+        self._lockspace_io_timeout = lockspace_io_timeout
+        self._known: dict[str, str] = {}
+        self._known_lock = threading.Lock()
 
     # --- finding domains ----------------------------------------------------------------
 
@@ -252,13 +259,30 @@ class FileDomains:
         return sorted({*found, *io.glob(os.path.join(root, GLUSTER_DIR, "*", sd_uuid))})
 
     def domain_dir(self, sd_uuid: Any) -> str:
-        """The directory of domain ``sd_uuid`` (358 when no mount has it)."""
+        """The directory of domain ``sd_uuid`` (358 when no mount has it).
+
+        Where a domain was found is remembered and checked again through the domain's own
+        pool: searching walks every mount, and one hung mount would make every domain's
+        lookup wait for it (VDSM keeps a domain cache for the same reason)."""
         sd = validate.uuid(sd_uuid, "storagedomainID")
+        with self._known_lock:
+            known = self._known.get(sd)
+        if known is not None:
+            if self._io(sd).exists(sdmetadata.metadata_path(known)):
+                return known
+            self.forget(sd)
         io = self._pools.global_pool
         for candidate in self._candidates(sd):
             if io.exists(sdmetadata.metadata_path(candidate)):
+                with self._known_lock:
+                    self._known[sd] = candidate
                 return candidate
         raise se.StorageDomainDoesNotExist(sd)
+
+    def forget(self, sd_uuid: str) -> None:
+        """Drop what is remembered about where ``sd_uuid`` lives (it moved or went)."""
+        with self._known_lock:
+            self._known.pop(sd_uuid, None)
 
     def _io(self, sd_uuid: str) -> OutOfProcessIO:
         """The domain's own pool, so that one hung mount cannot block the others."""
@@ -331,6 +355,7 @@ class FileDomains:
         log.info("Created %s domain %s at %s", req.storage_type.name, req.sd_uuid, directory)
 
     def _populate(self, io: OutOfProcessIO, directory: str, req: CreateRequest) -> None:
+        self._share_with_sanlock(io, directory)
         dom_md = os.path.join(directory, sc.DOMAIN_META_DATA)
         io.mkdir(dom_md, DIR_MODE)
         io.mkdir(os.path.join(directory, sc.DOMAIN_IMAGES), DIR_MODE)
@@ -346,10 +371,25 @@ class FileDomains:
         ids, leases = os.path.join(dom_md, "ids"), os.path.join(dom_md, "leases")
         self._check_sanlock_access(io, ids)
         md = req.metadata()
-        io_timeout = md.io_op_timeout_sec or sc.DEFAULT_IO_OP_TIMEOUT_SEC
+        io_timeout = self._lockspace_io_timeout or sc.DEFAULT_IO_OP_TIMEOUT_SEC
         self._locks.init_lockspace(req.sd_uuid, ids, io_timeout, req.alignment, req.block_size)
         self._locks.init_sdm_lease(req.sd_uuid, leases, req.alignment, req.block_size)
         sdmetadata.write_metadata(io, os.path.join(dom_md, "metadata"), md)
+
+    @staticmethod
+    def _share_with_sanlock(io: OutOfProcessIO, directory: str) -> None:
+        """Give the domain directory group ``sanlock``, set-group-id, so that every file and
+        directory made in it later belongs to that group too and sanlock can use them,
+        whatever the storage root's own group is (the daemon's user is in that group)."""
+        try:
+            gid = grp.getgrnam(SANLOCK_GROUP).gr_gid
+        except KeyError:
+            return
+        try:
+            io.chgrp(directory, gid)
+            io.chmod(directory, DIR_MODE | stat.S_ISGID)
+        except PermissionError as e:
+            log.warning("Cannot give %s to group %s: %s", directory, SANLOCK_GROUP, e)
 
     @staticmethod
     def _check_sanlock_access(io: OutOfProcessIO, path: str) -> None:
@@ -377,6 +417,7 @@ class FileDomains:
         if md is not None and md.pools and not auto_detach:
             raise se.CannotFormatAttachedStorageDomain(f"{sd} is in pool {md.pools[0]}")
         self._io(sd).rmtree(directory, os.path.dirname(directory))
+        self.forget(sd)
         self._pools.discard(sd)
         log.info("Formatted domain %s (%s)", sd, directory)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import grp
 import os
 import shutil
+import stat
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -287,3 +288,33 @@ def test_leftover_of_an_interrupted_create_is_replaced(env: Env) -> None:
     assert env.domains.info(sd)["uuid"] == sd
     with pytest.raises(se.StorageDomainAlreadyExists):
         env.domains.create(env.request(sd))
+
+
+def test_domain_directory_belongs_to_sanlock_and_passes_it_on(env: Env) -> None:
+    sd = new_id()
+    env.local.chmod(0o755)  # a storage root of any group, not set-group-id
+    env.domains.create(env.request(sd))
+    sanlock_gid = grp.getgrnam("sanlock").gr_gid
+    top = (env.local / sd).stat()
+    assert top.st_gid == sanlock_gid and top.st_mode & stat.S_ISGID
+    for path in (env.local / sd / "dom_md" / "ids", env.local / sd / "images"):
+        assert path.stat().st_gid == sanlock_gid, path
+
+
+def test_a_found_domain_is_not_searched_for_again(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sd = new_id()
+    env.domains.create(env.request(sd))
+    where = env.domains.domain_dir(sd)
+
+    def hung_search(sd_uuid: str) -> list[str]:
+        raise AssertionError("searched every mount (one could hang) for a known domain")
+
+    monkeypatch.setattr(env.domains, "_candidates", hung_search)
+    assert env.domains.domain_dir(sd) == where
+    assert env.domains.info(sd)["uuid"] == sd
+    monkeypatch.undo()
+    env.domains.format(sd)
+    with pytest.raises(se.StorageDomainDoesNotExist):
+        env.domains.domain_dir(sd)

@@ -340,7 +340,8 @@ def _create_data(
         qemuimg.create(paths.data, qemuimg.QCOW2, size=capacity, compat=compat, **ctx.qemu)
         return
     # The backing file is the parent's file name, relative to the image directory, where
-    # even a template has a name of its own.
+    # even a template has a name of its own. The size is known, so qemu-img need not open
+    # the parent (-u): a running VM holds it locked when the engine takes a snapshot.
     qemuimg.create(
         paths.data,
         qemuimg.QCOW2,
@@ -348,6 +349,7 @@ def _create_data(
         backing=req.src_vol,
         backing_format=parent.metadata.format.qemu_format,
         compat=compat,
+        unsafe=True,
         **ctx.qemu,
     )
 

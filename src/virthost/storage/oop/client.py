@@ -271,6 +271,13 @@ class OutOfProcessIO:
         """The storage's block size under ``directory`` (512 or 4096), by a direct write."""
         return int(self._call("probe_block_size", path=os.fspath(directory)))
 
+    def chgrp(self, path: StrPath, gid: int) -> None:
+        """Give ``path`` to group ``gid`` (the owner stays)."""
+        self._call("chgrp", path=os.fspath(path), gid=gid)
+
+    def chmod(self, path: StrPath, mode: int) -> None:
+        self._call("chmod", path=os.fspath(path), mode=mode)
+
     def link(self, src: StrPath, dst: StrPath) -> None:
         """Make ``dst`` a hard link to ``src`` (EEXIST when ``dst`` exists)."""
         self._call("link", src=os.fspath(src), dst=os.fspath(dst))

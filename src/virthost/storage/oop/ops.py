@@ -323,6 +323,14 @@ def rename(args: dict[str, Any]) -> None:
     os.rename(_str(args, "src"), _str(args, "dst"))
 
 
+def chgrp(args: dict[str, Any]) -> None:
+    os.chown(_str(args, "path"), -1, _int(args, "gid"))
+
+
+def chmod(args: dict[str, Any]) -> None:
+    os.chmod(_str(args, "path"), _mode(args, "mode", 0o755))
+
+
 def link(args: dict[str, Any]) -> None:
     os.link(_str(args, "src"), _str(args, "dst"))
 
@@ -373,6 +381,8 @@ OPS: dict[str, Op] = {
     "unlink": unlink,
     "rename": rename,
     "link": link,
+    "chgrp": chgrp,
+    "chmod": chmod,
     "probe_block_size": probe_block_size,
     "mkdir": mkdir,
     "makedirs": makedirs,

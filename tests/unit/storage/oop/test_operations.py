@@ -193,6 +193,18 @@ def test_probe_block_size(oop: OutOfProcessIO, tmp_path: Path) -> None:
         oop.probe_block_size(tmp_path / "missing")
 
 
+def test_chgrp_and_chmod(oop: OutOfProcessIO, tmp_path: Path) -> None:
+    target = tmp_path / "d"
+    target.mkdir()
+    gid = os.getgroups()[-1] if os.getgroups() else os.getgid()
+    oop.chgrp(target, gid)
+    oop.chmod(target, 0o2750)
+    st = target.stat()
+    assert (st.st_gid, st.st_mode & 0o7777) == (gid, 0o2750)
+    with pytest.raises(BadRequest):
+        oop.chgrp(target, -1)
+
+
 def test_link(oop: OutOfProcessIO, tmp_path: Path) -> None:
     (tmp_path / "a").write_bytes(b"data")
     oop.link(tmp_path / "a", tmp_path / "b")
