@@ -12,6 +12,7 @@ APT_PACKAGES=(
     fuse3 python3-fusepy
     glusterfs-server glusterfs-client
     sanlock
+    python3-pyroute2
 )
 
 missing=()

@@ -6,10 +6,12 @@ import ipaddress
 import logging
 from typing import Any
 
+from virthost.api.hostnetwork import HostNetworkVerbs
 from virthost.api.hoststorage import HostStorage, HostStorageVerbs
 from virthost.common import context, errors
 from virthost.daemon import logs
 from virthost.host.service import HostService
+from virthost.network.service import NetworkService
 from virthost.storage.monitor import DomainMonitor
 from virthost.virt.service import VirtService
 
@@ -34,18 +36,20 @@ def interface_of(caps: dict[str, Any], address: str) -> str:
     return ""
 
 
-class HostApi(HostStorageVerbs):
+class HostApi(HostStorageVerbs, HostNetworkVerbs):
     def __init__(
         self,
         host: HostService,
         virt: VirtService | None = None,
         monitor: DomainMonitor | None = None,
         storage: HostStorage | None = None,
+        network: NetworkService | None = None,
     ) -> None:
         self._host = host
         self._virt = virt
         self._monitor = monitor
         self._storage = storage if storage is not None else HostStorage()
+        self._network = network
 
     def runs_inline(self, verb: str) -> bool:
         """Fast verbs run on the reactor, unless stats hooks have to run for them."""
@@ -56,10 +60,13 @@ class HostApi(HostStorageVerbs):
     # --- liveness ----------------------------------------------------------------------
 
     def ping(self) -> None:
-        """Deprecated liveness check; answers true."""
+        """Deprecated liveness check; answers true (and proves connectivity, as in VDSM)."""
+        self._host.confirm_connectivity()
 
     def ping2(self) -> None:
-        """Liveness check; answers true."""
+        """Liveness check; answers true. The engine polls it while a network change waits
+        for the client, so it counts as a confirmation of connectivity too."""
+        self._host.confirm_connectivity()
 
     def confirmConnectivity(self) -> None:
         """The engine confirms it still reaches the host (used by network rollback)."""
@@ -79,7 +86,7 @@ class HostApi(HostStorageVerbs):
     # --- inventory and statistics ------------------------------------------------------
 
     def getCapabilities(self) -> dict[str, Any]:
-        caps = self._host.capabilities()
+        caps = self._with_networks(self._host.capabilities())
         caps["lastClientIface"] = interface_of(caps, context.current_local_address.get())
         return caps
 
@@ -90,7 +97,7 @@ class HostApi(HostStorageVerbs):
         return self._host.hardware_info()
 
     def getNetworkCapabilities(self) -> dict[str, Any]:
-        return self._host.network_capabilities()
+        return self._with_networks(self._host.network_capabilities())
 
     def getNetworkStatistics(self) -> dict[str, Any]:
         return self._host.network_statistics()

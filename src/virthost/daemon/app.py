@@ -29,6 +29,9 @@ from virthost.daemon.storage_graph import StorageGraph
 from virthost.hooks import HookRunner
 from virthost.host.service import HostService
 from virthost.host.stats import VmSummary
+from virthost.network.host import SupervisedNetwork
+from virthost.network.persistence import NetConfigStore
+from virthost.network.service import NetworkService
 from virthost.rpc.events import EventBus
 from virthost.rpc.jsonrpc import JsonRpcServer
 from virthost.rpc.server import RpcServer
@@ -126,11 +129,23 @@ class Daemon:
             vm_summary=self._vm_summary,
             storage_domains=lambda: self.storage.monitor.report(),
         )
+        supervised = SupervisedNetwork(self.supervisor)
+        self.network = NetworkService(
+            NetConfigStore(Path(config.daemon.state_dir)),
+            supervised.apply,
+            supervised.host_nics,
+            lambda: self.host.last_connectivity_confirmation,
+            hooks=self.hooks,
+        )
         self.bridge = Bridge(
             Schema.default(),
             {
                 "Host": HostApi(
-                    self.host, self.virt, self.storage.monitor, self.storage.host_storage()
+                    self.host,
+                    self.virt,
+                    self.storage.monitor,
+                    self.storage.host_storage(),
+                    self.network,
                 ),
                 "VM": VmApi(self.virt),
                 **self.storage.namespaces(),
@@ -252,6 +267,10 @@ class Daemon:
         self._recovery.start()
 
     def _recover(self) -> None:
+        try:
+            self.network.restore_at_start()
+        except Exception:
+            log.exception("Cannot restore the safe network configuration")
         recovered = recover_with_retries(self.virt, self.libvirt)
         for op in self._periodic:
             op.start()

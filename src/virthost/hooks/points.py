@@ -42,6 +42,9 @@ BEFORE_GET_VM_STATS: Final = "before_get_vm_stats"
 AFTER_GET_VM_STATS: Final = "after_get_vm_stats"
 BEFORE_GET_ALL_VM_STATS: Final = "before_get_all_vm_stats"
 AFTER_GET_ALL_VM_STATS: Final = "after_get_all_vm_stats"
+BEFORE_NETWORK_SETUP: Final = "before_network_setup"
+AFTER_NETWORK_SETUP: Final = "after_network_setup"
+AFTER_NETWORK_SETUP_FAIL: Final = "after_network_setup_fail"
 BEFORE_VIRTHOST_START: Final = "before_virthost_start"
 AFTER_VIRTHOST_STOP: Final = "after_virthost_stop"
 
@@ -79,6 +82,9 @@ JSON_POINTS: Final = frozenset(
         AFTER_GET_VM_STATS,
         BEFORE_GET_ALL_VM_STATS,
         AFTER_GET_ALL_VM_STATS,
+        BEFORE_NETWORK_SETUP,
+        AFTER_NETWORK_SETUP,
+        AFTER_NETWORK_SETUP_FAIL,
     }
 )
 """Points whose scripts get JSON (``_hook_json``) and may rewrite it."""

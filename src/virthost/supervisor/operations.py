@@ -17,6 +17,7 @@ from virthost.common import errors
 from virthost.common.commands import CommandRunner
 from virthost.host.hardware import read_hardware_info
 from virthost.supervisor.mounts import Mounter
+from virthost.supervisor.netops import NetworkOperations
 
 
 @dataclass(frozen=True)
@@ -52,12 +53,24 @@ def build_operations(
             raise errors.CannotRetrieveHWInfo("no SMBIOS/DMI data on this host")
         return info
 
+    network = NetworkOperations(runner)
     ops = [
         Operation("ping", ping, "Answer 'pong' (liveness of the supervisor)."),
         Operation(
             "hardware_info",
             hardware_info,
             "System manufacturer, product, serial and UUID from dmidecode or sysfs DMI.",
+        ),
+        Operation(
+            "setup_networks",
+            network.setup_networks,
+            "Apply a desired network configuration over the running one, with netlink.",
+            {"running": dict, "desired": dict},
+        ),
+        Operation(
+            "network_state",
+            network.network_state,
+            "Links, addresses and routes as the kernel has them.",
         ),
     ]
     if mount_root is not None:

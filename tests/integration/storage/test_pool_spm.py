@@ -95,6 +95,23 @@ def create_domain(cli: Any, directory: Path, name: str) -> str:
     return sd
 
 
+def create_and_connect_pool(cli: Any, sp: str, master: str, *others: str) -> None:
+    cli.StoragePool.create(
+        storagepoolID=sp,
+        name="dc",
+        masterSdUUID=master,
+        masterVersion=1,
+        domainList=[master, *others],
+        lockRenewalIntervalSec=5,
+        leaseTimeSec=60,
+        ioOpTimeoutSec=10,
+        leaseRetries=3,
+    )
+    cli.StoragePool.connect(
+        storagepoolID=sp, hostID=1, scsiKey=sp, masterSdUUID=master, masterVersion=1
+    )
+
+
 def become_spm(cli: Any, sp: str) -> None:
     status = cli.StoragePool.getSpmStatus(storagepoolID=sp)
     task = cli.StoragePool.spmStart(
@@ -148,20 +165,7 @@ def test_pool_spm_and_volumes(services: daemon_fixtures.Services, local_dir: Pat
     with services.client() as cli:
         master = create_domain(cli, local_dir, "master")
         second = create_domain(cli, local_dir, "second")
-        cli.StoragePool.create(
-            storagepoolID=sp,
-            name="dc1",
-            masterSdUUID=master,
-            masterVersion=1,
-            domainList=[master, second],
-            lockRenewalIntervalSec=5,
-            leaseTimeSec=60,
-            ioOpTimeoutSec=10,
-            leaseRetries=3,
-        )
-        cli.StoragePool.connect(
-            storagepoolID=sp, hostID=1, scsiKey=sp, masterSdUUID=master, masterVersion=1
-        )
+        create_and_connect_pool(cli, sp, master, second)
         assert cli.Host.getConnectedStoragePools() == [sp]
         assert sorted(cli.Host.getStorageDomains(storagepoolID=sp)) == sorted([master, second])
         wait_until(
@@ -336,20 +340,7 @@ def test_kill9_during_image_copy_is_rolled_back(
     with services.client() as cli:
         source = create_domain(cli, local_dir, "source")
         target = create_domain(cli, local_dir, "target")
-        cli.StoragePool.create(
-            storagepoolID=sp,
-            name="dc2",
-            masterSdUUID=source,
-            masterVersion=1,
-            domainList=[source, target],
-            lockRenewalIntervalSec=5,
-            leaseTimeSec=60,
-            ioOpTimeoutSec=10,
-            leaseRetries=3,
-        )
-        cli.StoragePool.connect(
-            storagepoolID=sp, hostID=1, scsiKey=sp, masterSdUUID=source, masterVersion=1
-        )
+        create_and_connect_pool(cli, sp, source, target)
         become_spm(cli, sp)
         cli.StorageDomain.activate(storagedomainID=target, storagepoolID=sp)
         assert create_volume(cli, sp, source, img, vol, size=COPY_SIZE)["code"] == 0

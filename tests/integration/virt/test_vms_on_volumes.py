@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -197,8 +198,18 @@ def status(lab: Lab, vm_id: str) -> dict[str, Any]:
 
 
 def in_guest(lab: Lab, vm_id: str, script: str) -> str:
+    """Run ``script`` in the guest, once its agent answers (after a restore it reconnects
+    a moment after the VM is Up)."""
     dom = lab.conn.lookupByUUIDString(vm_id)
-    code, out = guest_exec(dom, "/bin/sh", "-c", script, timeout=60)
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            code, out = guest_exec(dom, "/bin/sh", "-c", script, timeout=60)
+            break
+        except libvirt.libvirtError as e:
+            if "not connected" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
     assert code == 0, out
     return out
 
