@@ -30,6 +30,7 @@ from virthost.hooks import HookRunner
 from virthost.host.service import HostService
 from virthost.host.stats import VmSummary
 from virthost.network.host import SupervisedNetwork
+from virthost.network.linkevents import LinkEvents
 from virthost.network.persistence import NetConfigStore
 from virthost.network.service import NetworkService
 from virthost.rpc.events import EventBus
@@ -129,6 +130,7 @@ class Daemon:
             vm_summary=self._vm_summary,
             storage_domains=lambda: self.storage.monitor.report(),
         )
+        self.link_events = LinkEvents(self.events.publish)
         supervised = SupervisedNetwork(self.supervisor)
         self.network = NetworkService(
             NetConfigStore(Path(config.daemon.state_dir)),
@@ -262,6 +264,7 @@ class Daemon:
             executor.start()
         self.host.sample_stats()
         self.storage.start()
+        self.link_events.start()
         self.server.start()  # answers 99 until the VMs are recovered
         self._recovery = threading.Thread(target=self._recover, name="recovery", daemon=True)
         self._recovery.start()
@@ -293,6 +296,7 @@ class Daemon:
             executor.stop(wait=False)
         self.scheduler.stop()
         self.libvirt.close()
+        self.link_events.stop()
         self.storage.stop()
         self.supervisor.close()
         self.hooks.run_plain("after_virthost_stop")

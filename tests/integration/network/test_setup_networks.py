@@ -14,10 +14,12 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -34,6 +36,7 @@ pytestmark = [
 SUFFIX = uuid.uuid4().hex[:5]
 NS = f"vhost-{SUFFIX}"
 HOST_ADDR = "10.231.0.2"
+TOOL = str(Path(sys.executable).parent / "virthost-tool")
 NET1 = {"nic": "nic1", "ipaddr": "10.232.0.2", "netmask": "255.255.255.0"}
 
 
@@ -206,11 +209,19 @@ def test_safe_configuration_survives_a_restart_unsafe_changes_do_not(
     with services.client() as cli:
         caps = cli.Host.getNetworkCapabilities()
         assert set(caps["networks"]) == {"keep"} and caps["netConfigDirty"] == "False"
-    # a host that lost its bridge (a reboot) gets it back from the safe configuration
+    # a host that lost its bridge (a reboot) gets it back from the safe configuration, from
+    # the daemon when it starts, or from virthost-tool before that
     ip("-n", NS, "link", "del", "keep")
     services.stop_daemon()
     services.start_daemon()
     assert ns_links()["nic1"]["master"] == "keep"
+    services.stop_daemon()
+    ip("-n", NS, "link", "del", "keep")
+    tool = [*services.command_prefix, TOOL, "-c", str(services.config_path), "restore-nets"]
+    done = subprocess.run(tool, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert ns_links()["nic1"]["master"] == "keep"
+    services.start_daemon()
     setup_confirmed(services, {"keep": {"remove": True}}, commitOnSuccess=True)
 
 
