@@ -147,3 +147,37 @@ def test_restore_at_start_drops_what_was_never_made_safe(tmp_path: Path) -> None
     service.restore_at_start()
     assert host.applied[0] == (running, EMPTY)
     assert store.running() == EMPTY
+
+
+class Hooks:
+    """Records hook points; the before-hook rewrites the request (changes the MTU)."""
+
+    def __init__(self) -> None:
+        self.points: list[tuple[str, Any]] = []
+
+    def run_json(self, point: str, data: Any, *, raise_errors: bool = True) -> Any:
+        self.points.append((point, data))
+        if point == "before_network_setup":
+            request = data["request"]
+            return {"request": {**request, "networks": {"net1": {**NET, "mtu": 1300}}}}
+        return data
+
+
+def test_hooks_see_the_request_and_may_rewrite_it(tmp_path: Path) -> None:
+    host, hooks = Host(), Hooks()
+    store = NetConfigStore(tmp_path)
+    service = NetworkService(
+        store,
+        host.apply,
+        lambda running: HostNics(nics=frozenset({"eth0", "eth1"})),
+        lambda: host.confirmed_at,
+        hooks=hooks,
+        clock=host.clock,
+    )
+    service.setup({"net1": NET}, {}, {})
+    assert store.running()["networks"]["net1"]["mtu"] == 1300
+    assert [p for p, _ in hooks.points] == ["before_network_setup", "after_network_setup"]
+    host.fail_on = len(host.applied) + 1
+    with pytest.raises(ne.BadAddress):
+        service.setup({"net1": {"remove": True}}, {}, {})
+    assert hooks.points[-1][0] == "after_network_setup_fail"
