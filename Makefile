@@ -46,6 +46,7 @@ bench: libvirt
 	$(PY) bench/rpc.py
 	$(PY) bench/vm.py
 	$(PY) bench/storage.py
+	$(PY) bench/network.py
 
 ## For real hosts: the package, the systemd units and the default configuration.
 install: deps

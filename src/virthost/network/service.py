@@ -102,11 +102,11 @@ class NetworkService:
             sorted(request.bonds) or "-",
         )
         self._store.begin(previous_dict, desired_dict)
-        started = self._clock()
         try:
             self._apply(previous_dict, desired_dict)
             if request.connectivity_check:
-                self._wait_for_client(started, request.connectivity_timeout)
+                # Only a confirmation sent once the change is in place proves anything.
+                self._wait_for_client(self._clock(), request.connectivity_timeout)
         except BaseException as e:
             log.error("Network setup failed (%s); restoring the previous configuration", e)
             self._restore(previous_dict, desired_dict)

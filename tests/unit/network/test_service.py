@@ -23,7 +23,6 @@ class Host:
     def __init__(self) -> None:
         self.applied: list[tuple[dict[str, Any], dict[str, Any]]] = []
         self.fail_on: int | None = None
-        self.confirmed_at: float | None = None
         self.confirm_on_apply = True
         self.now = 0.0
         self.block: threading.Event | None = None
@@ -34,8 +33,10 @@ class Host:
             self.block.wait(10)
         if self.fail_on is not None and len(self.applied) == self.fail_on:
             raise ne.BadAddress("the kernel said no")
-        if self.confirm_on_apply:
-            self.confirmed_at = self.now + 0.5
+
+    def last_confirmation(self) -> float | None:
+        """A client that keeps confirming has just done so; a cut-off one never did."""
+        return self.now if self.confirm_on_apply else None
 
     def clock(self) -> float:
         self.now += 1.0  # every look at the clock lets a second pass
@@ -48,7 +49,7 @@ def make(tmp_path: Path, host: Host) -> tuple[NetworkService, NetConfigStore]:
         store,
         host.apply,
         lambda running: HostNics(nics=frozenset({"eth0", "eth1"})),
-        lambda: host.confirmed_at,
+        host.last_confirmation,
         clock=host.clock,
     )
     return service, store
@@ -170,7 +171,7 @@ def test_hooks_see_the_request_and_may_rewrite_it(tmp_path: Path) -> None:
         store,
         host.apply,
         lambda running: HostNics(nics=frozenset({"eth0", "eth1"})),
-        lambda: host.confirmed_at,
+        host.last_confirmation,
         hooks=hooks,
         clock=host.clock,
     )
@@ -181,3 +182,18 @@ def test_hooks_see_the_request_and_may_rewrite_it(tmp_path: Path) -> None:
     with pytest.raises(ne.BadAddress):
         service.setup({"net1": {"remove": True}}, {}, {})
     assert hooks.points[-1][0] == "after_network_setup_fail"
+
+
+def test_a_confirmation_from_before_the_change_does_not_count(tmp_path: Path) -> None:
+    host = Host()
+    store = NetConfigStore(tmp_path)
+    service = NetworkService(
+        store,
+        host.apply,
+        lambda running: HostNics(nics=frozenset({"eth0", "eth1"})),
+        lambda: 0.5,  # the client's last word came before the change was applied
+        clock=host.clock,
+    )
+    with pytest.raises(ne.LostConnection):
+        service.setup({"net1": NET}, {}, {"connectivityTimeout": 3})
+    assert store.running() == EMPTY
