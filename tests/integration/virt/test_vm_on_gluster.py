@@ -10,6 +10,7 @@ every task and job finishes.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import uuid
@@ -215,6 +216,8 @@ def test_vm_boots_from_a_thin_volume_over_a_template_on_gluster(
             cli.StoragePool.spmStop(storagepoolID=sp)
             cli.StoragePool.disconnect(storagepoolID=sp, hostID=1, scsiKey=sp)
         finally:
+            with contextlib.suppress(Exception):
+                cli.VM.destroy(vmID=vm_id)  # a failed check must not leave the VM running
             cli.StoragePool.disconnectStorageServer(
                 storagepoolID=BLANK, domainType=GLUSTERFS, connectionParams=connection
             )
