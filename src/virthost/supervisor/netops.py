@@ -14,6 +14,7 @@ from typing import Any
 
 from virthost.common import errors
 from virthost.common.commands import Runner
+from virthost.network.hostsettings import apply_host_settings
 from virthost.network.model import NetConfig
 from virthost.network.netlink import NetlinkApplier, setup_networks
 from virthost.network.netlink.dhcp import Udhcpc
@@ -34,14 +35,17 @@ class NetworkOperations:
 
     def __init__(self, runner: Runner, netns: str | None = None, timeout: float = 120.0) -> None:
         self._applier = NetlinkApplier(netns, dhcp=Udhcpc(runner, netns), timeout=timeout)
+        self._netns = netns
 
     def setup_networks(self, running: dict[str, Any], desired: dict[str, Any]) -> dict[str, Any]:
         """Apply ``desired`` over ``running``; answers the steps done and those already held."""
-        report = setup_networks(
-            self._applier, _config("running", running), _config("desired", desired)
-        )
+        wanted = _config("desired", desired)
+        report = setup_networks(self._applier, _config("running", running), wanted)
         log.info("network setup: %d step(s) done, %d held", len(report.done), len(report.skipped))
-        return report.to_dict()
+        answer = report.to_dict()
+        if self._netns is None:  # sysctls and resolv.conf are this namespace's own
+            answer["settings"] = apply_host_settings(wanted)
+        return answer
 
     def network_state(self) -> dict[str, Any]:
         """Links, addresses and main-table routes as the kernel has them now."""

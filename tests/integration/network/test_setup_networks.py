@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -36,6 +37,7 @@ pytestmark = [
 SUFFIX = uuid.uuid4().hex[:5]
 NS = f"vhost-{SUFFIX}"
 HOST_ADDR = "10.231.0.2"
+NETNS_ETC = Path("/etc/netns") / NS
 TOOL = str(Path(sys.executable).parent / "virthost-tool")
 NET1 = {"nic": "nic1", "ipaddr": "10.232.0.2", "netmask": "255.255.255.0"}
 
@@ -59,6 +61,9 @@ def ns_addrs(device: str) -> list[str]:
 @pytest.fixture(scope="module")
 def nethost() -> Iterator[None]:
     ip("netns", "add", NS)
+    # ip netns exec puts this file over /etc/resolv.conf for the namespace's processes.
+    NETNS_ETC.mkdir(parents=True, exist_ok=True)
+    (NETNS_ETC / "resolv.conf").write_text("nameserver 127.0.0.1\n")
     try:
         ip("-n", NS, "link", "set", "lo", "up")
         for n, subnet in ((0, "10.231.0"), (1, "10.232.0"), (2, "10.234.0")):
@@ -73,6 +78,7 @@ def nethost() -> Iterator[None]:
         for n in range(3):
             ip("link", "del", f"vh{n}-{SUFFIX}", check=False)
         ip("netns", "del", NS, check=False)
+        shutil.rmtree(NETNS_ETC, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -250,3 +256,28 @@ def test_kill9_during_a_change_restores_the_previous_configuration_at_start(
     assert "crash" not in links and "master" not in links["nic2"]
     with services.client() as cli:
         assert cli.Host.getNetworkCapabilities()["networks"] == {}
+
+
+def test_default_route_nameservers_and_ipv6_autoconf(services: daemon_fixtures.Services) -> None:
+    network = {
+        "nic": "nic2",
+        "ipaddr": "10.234.0.2",
+        "prefix": 24,
+        "gateway": "10.234.0.1",
+        "defaultRoute": True,
+        "nameservers": ["10.234.0.53"],
+        "ipv6autoconf": False,
+    }
+    setup_confirmed(services, {"uplink": network})
+    routes = json.loads(ip("-n", NS, "-j", "route", "show", "default"))
+    assert [(r["gateway"], r["dev"]) for r in routes] == [("10.234.0.1", "uplink")]
+    resolv = (NETNS_ETC / "resolv.conf").read_text()
+    assert "nameserver 10.234.0.53" in resolv
+    autoconf = ["ip", "netns", "exec", NS, "cat", "/proc/sys/net/ipv6/conf/uplink/autoconf"]
+    assert subprocess.run(autoconf, capture_output=True, text=True).stdout.strip() == "0"
+    with services.client() as cli:
+        caps = cli.Host.getNetworkCapabilities()
+        assert caps["networks"]["uplink"]["ipv4defaultroute"] is True
+        assert caps["networks"]["uplink"]["gateway"] == "10.234.0.1"
+    setup_confirmed(services, {"uplink": {"remove": True}})
+    assert json.loads(ip("-n", NS, "-j", "route", "show", "default")) == []
