@@ -19,13 +19,14 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from fixtures import daemon as daemon_fixtures
+from fixtures.polling import wait_for
 from virthost.client import errors as client_errors
 from virthost.common.pki import PkiPaths
 
@@ -93,15 +94,6 @@ def services(pki: PkiPaths, nethost: None) -> Iterator[daemon_fixtures.Services]
         yield running
     finally:
         daemon_fixtures.cleanup(running)
-
-
-def wait_until(check: Callable[[], Any], timeout: float = 30.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := check():
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def setup_confirmed(
@@ -247,7 +239,7 @@ def test_kill9_during_a_change_restores_the_previous_configuration_at_start(
 
     worker = threading.Thread(target=call, daemon=True)
     worker.start()
-    wait_until(lambda: "crash" in ns_links(), what="the bridge applied")
+    wait_for(lambda: "crash" in ns_links(), what="the bridge applied")
     services.stop_daemon(signal.SIGKILL)  # while it waits for the client's confirmation
     worker.join(30)
     assert "crash" in ns_links()

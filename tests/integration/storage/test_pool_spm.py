@@ -13,13 +13,14 @@ import signal
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from fixtures import daemon as daemon_fixtures
+from fixtures.polling import wait_for
 from fixtures.sanlock import SanlockDaemon, local_daemon_for_session
 from virthost.client import errors as client_errors
 from virthost.common.pki import PkiPaths
@@ -62,24 +63,12 @@ def local_dir(services: daemon_fixtures.Services) -> Iterator[Path]:
         yield directory
 
 
-def wait_until(
-    check: Callable[[], Any], timeout: float = 60.0, what: str = "", interval: float = 0.2
-) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what or check}")
-
-
 def wait_task(cli: Any, task_id: str) -> dict[str, Any]:
     def finished() -> dict[str, Any] | None:
         status = cli.Task.getStatus(taskID=task_id)
         return status if status["taskState"] == "finished" else None
 
-    return dict(wait_until(finished, TASK_TIMEOUT, f"task {task_id}"))
+    return dict(wait_for(finished, TASK_TIMEOUT, f"task {task_id}"))
 
 
 def create_domain(cli: Any, directory: Path, name: str) -> str:
@@ -155,7 +144,7 @@ def run_job(cli: Any, verb: str, **params: Any) -> dict[str, Any]:
         job = cli.Host.getJobs(job_ids=[job_id])[job_id]
         return job if job["status"] in ("done", "failed", "aborted") else None
 
-    job = wait_until(ended, TASK_TIMEOUT, f"job {job_id}")
+    job = wait_for(ended, TASK_TIMEOUT, f"job {job_id}")
     assert job["status"] == "done", job
     return dict(job)
 
@@ -168,7 +157,7 @@ def test_pool_spm_and_volumes(services: daemon_fixtures.Services, local_dir: Pat
         create_and_connect_pool(cli, sp, master, second)
         assert cli.Host.getConnectedStoragePools() == [sp]
         assert sorted(cli.Host.getStorageDomains(storagepoolID=sp)) == sorted([master, second])
-        wait_until(
+        wait_for(
             lambda: cli.Host.getStorageRepoStats(domains=[master])[master]["acquired"],
             what="host id acquired",
         )
@@ -358,7 +347,7 @@ def test_kill9_during_image_copy_is_rolled_back(
             postZero="false",
             force="false",
         )
-    copier = wait_until(lambda: qemu_img_writing(target), 60, "the copying qemu-img", 0.005)
+    copier = wait_for(lambda: qemu_img_writing(target), 60, "the copying qemu-img", 0.005)
     os.kill(copier, signal.SIGSTOP)  # the copy is now surely in the middle
     try:
         services.stop_daemon(signal.SIGKILL)

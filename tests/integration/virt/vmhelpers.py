@@ -11,14 +11,13 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import libvirt
 import libvirt_qemu
 
+from fixtures.polling import wait_for as wait_for
 from guest import image
 from virthost.client import Client
 from virthost.client import errors as client_errors
@@ -39,18 +38,6 @@ def simple_params(vm_id: str, guest: image.GuestImage, logs: Path, **extra: Any)
     }
     params.update(extra)
     return params
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 60.0, what: str = "") -> Any:
-    """The first true value of ``predicate()``, polled until ``timeout`` seconds passed."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or predicate}")
-        time.sleep(0.2)
 
 
 def stats(cli: Client, vm_id: str) -> dict[str, Any]:
