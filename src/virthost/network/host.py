@@ -81,6 +81,8 @@ def reported_networks(running: dict[str, Any], caps: dict[str, Any]) -> dict[str
             entry["iface"] = name
         else:
             entry["interface"] = device or ""
+        if attrs.gateway and not entry.get("gateway"):
+            entry["gateway"] = attrs.gateway  # held in the network's own routing table
         if attrs.vlan is not None:
             entry["vlanid"] = attrs.vlan
         entry.setdefault("mtu", attrs.mtu)

@@ -260,9 +260,9 @@ def test_nic_mtu_is_the_largest_of_its_networks() -> None:
 @given(net_configs)
 def test_no_network_asks_more_than_its_device_gives(config: NetConfig) -> None:
     slaves = {nic for bond in config.bonds.values() for nic in bond.nics}
-    # A nic that is a bond's slave and carries a network of its own is refused (24) by
+    # A device that is a bond's slave and carries a network of its own is refused (24) by
     # validation: only configurations that can be applied are of interest here.
-    assume(not any(attrs.nic in slaves for attrs in config.networks.values()))
+    assume(not any(attrs.base_device in slaves for attrs in config.networks.values()))
     mtus = nic_mtus(config)
     for attrs in config.networks.values():
         if attrs.base_device is not None:

@@ -31,12 +31,14 @@ from virthost.network import errors as ne
 from virthost.network.netlink import steps as s
 from virthost.network.netlink.bonding import kernel_bond_options
 from virthost.network.netlink.dhcp import DhcpClient
-from virthost.network.netlink.state import KernelState, Link, read_state
+from virthost.network.netlink.routing import SOURCE_RULE_PRIORITY
+from virthost.network.netlink.state import KernelState, Link, Route, Rule, read_state
 
 log = logging.getLogger("virthost.network.netlink")
 
 DEFAULT_TIMEOUT = 120.0
 EOPNOTSUPP = 95
+RT_SCOPE_LINK = 253
 
 Handle = Any  # pyroute2 IPRoute or NetNS: untyped
 
@@ -143,6 +145,10 @@ class NetlinkApplier:
                 return not state.has_address(iface, str(addr.ip), addr.network.prefixlen)
             case s.DelDefaultRoute(family, gateway, iface):
                 return not _has_default_route(state, family, gateway, iface)
+            case s.DelRule(selector, subnet, table):
+                return not _matching_rules(state, selector, subnet, table)
+            case s.DelTableRoute(table, dst, iface, gateway, source):
+                return not _matching_table_routes(state, table, dst, iface, gateway, source)
             case s.DelLink(name):
                 return state.link(name) is None
             case s.ReleasePort(name, master):
@@ -179,6 +185,11 @@ class NetlinkApplier:
             case s.StartDhcp(iface):
                 _required(state, iface, step)
                 return any(a.scope == 0 for a in state.addresses_of(iface, 4))
+            case s.AddTableRoute(table, dst, iface, gateway, source):
+                _required(state, iface, step)
+                return bool(_matching_table_routes(state, table, dst, iface, gateway, source))
+            case s.AddRule(selector, subnet, table):
+                return bool(_matching_rules(state, selector, subnet, table))
         raise errors.InvalidParameter(f"unknown network step {step!r}")
 
     # --- make it hold --------------------------------------------------------------------
@@ -204,6 +215,22 @@ class NetlinkApplier:
                     gateway=gateway,
                     oif=index(iface),
                 )
+            case s.DelRule(selector, subnet, table):
+                for rule in _matching_rules(state, selector, subnet, table):
+                    ipr.rule(
+                        "del",
+                        **_rule_selector(selector, subnet, step),
+                        table=table,
+                        priority=rule.priority,
+                    )
+            case s.DelTableRoute(table, dst, iface, gateway, source):
+                for route in _matching_table_routes(state, table, dst, iface, gateway, source):
+                    ipr.route(
+                        "del",
+                        **_table_route(route.dst, gateway, source, step),
+                        table=table,
+                        oif=index(iface),
+                    )
             case s.DelLink(name):
                 ipr.link("del", index=index(name))
             case s.ReleasePort(name):
@@ -257,6 +284,20 @@ class NetlinkApplier:
                 )
             case s.StartDhcp(iface, default_route):
                 self._lease(ipr, iface, index(iface), default_route)
+            case s.AddTableRoute(table, dst, iface, gateway, source):
+                ipr.route(
+                    "replace",
+                    **_table_route(dst, gateway, source, step),
+                    table=table,
+                    oif=index(iface),
+                )
+            case s.AddRule(selector, subnet, table):
+                ipr.rule(
+                    "add",
+                    **_rule_selector(selector, subnet, step),
+                    table=table,
+                    priority=SOURCE_RULE_PRIORITY,
+                )
             case _:
                 raise errors.InvalidParameter(f"unknown network step {step!r}")
 
@@ -278,6 +319,87 @@ def _has_default_route(state: KernelState, family: int, gateway: str, iface: str
         r.iface == iface and r.gateway is not None and _same_ip(r.gateway, gateway)
         for r in state.default_routes(family)
     )
+
+
+def _same_network(a: str | None, b: str | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    try:
+        return ipaddress.ip_network(a, strict=False) == ipaddress.ip_network(b, strict=False)
+    except ValueError:
+        return a == b
+
+
+def _same_optional_ip(a: str | None, b: str | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return _same_ip(a, b)
+
+
+def _matching_rules(state: KernelState, selector: str, subnet: str, table: int) -> list[Rule]:
+    """The IPv4 rules ``<selector> <subnet> lookup <table>`` without other conditions."""
+    src, dst = (subnet, None) if selector == "from" else (None, subnet)
+    return [
+        rule
+        for rule in state.rules_to(table)
+        if rule.family == 4
+        and rule.iif is None
+        and rule.oif is None
+        and _same_network(rule.src, src)
+        and _same_network(rule.dst, dst)
+    ]
+
+
+def _matching_table_routes(
+    state: KernelState,
+    table: int,
+    dst: str,
+    iface: str,
+    gateway: str | None,
+    source: str | None,
+) -> list[Route]:
+    return [
+        route
+        for route in state.table_routes(table)
+        if route.family == 4
+        and route.iface == iface
+        and (route.dst == dst == "default" or _same_network(route.dst, dst))
+        and _same_optional_ip(route.gateway, gateway)
+        and _same_optional_ip(route.source, source)
+    ]
+
+
+def _rule_selector(selector: str, subnet: str, step: s.Step) -> dict[str, Any]:
+    """pyroute2's fields for an IPv4 rule matching packets from (or to) ``subnet``."""
+    network = _ipv4_network(subnet, step)
+    prefix = "src" if selector == "from" else "dst"
+    return {
+        "family": socket.AF_INET,
+        prefix: str(network.network_address),
+        f"{prefix}_len": network.prefixlen,
+    }
+
+
+def _table_route(dst: str, gateway: str | None, source: str | None, step: s.Step) -> dict[str, Any]:
+    """pyroute2's fields for an IPv4 route to ``dst``, via ``gateway`` or on the link."""
+    fields: dict[str, Any] = {
+        "family": socket.AF_INET,
+        "dst": "0.0.0.0/0" if dst == "default" else str(_ipv4_network(dst, step)),
+    }
+    if gateway is not None:
+        fields["gateway"] = gateway
+    else:
+        fields["scope"] = RT_SCOPE_LINK
+    if source is not None:
+        fields["prefsrc"] = source
+    return fields
+
+
+def _ipv4_network(cidr: str, step: s.Step) -> ipaddress.IPv4Network:
+    try:
+        return ipaddress.IPv4Network(cidr, strict=False)
+    except ValueError:
+        raise ne.BadAddress(f"{step.describe()}: {cidr!r} is not an IPv4 net/prefix") from None
 
 
 def _same_ip(a: str, b: str) -> bool:
@@ -308,6 +430,10 @@ _ERROR_CLASSES: dict[type[s.Step], type[ne.NetworkError]] = {
     s.AddAddress: ne.BadAddress,
     s.DelDefaultRoute: ne.BadAddress,
     s.AddDefaultRoute: ne.BadAddress,
+    s.DelTableRoute: ne.BadAddress,
+    s.AddTableRoute: ne.BadAddress,
+    s.DelRule: ne.BadAddress,
+    s.AddRule: ne.BadAddress,
     s.StartDhcp: ne.BadAddress,
     s.StopDhcp: ne.BadAddress,
     s.AddBond: ne.BadBonding,

@@ -2,22 +2,23 @@
 
 The order is what keeps a host reachable and the kernel happy:
 
-1. what goes away first: default routes and addresses of removed or rebuilt networks, then
-   their bridges and VLAN devices, then removed (or re-optioned) bonds and departed bond
-   slaves, then the MTU of nics that no longer carry anything back to the default;
+1. what goes away first: source routing rules and tables, default routes and addresses of
+   removed or rebuilt networks, then their bridges and VLAN devices, then removed (or
+   re-optioned) bonds and departed bond slaves, then the MTU of nics that no longer carry
+   anything back to the default;
 2. then what is wanted, from the bottom of the stack up: bonds and their slaves, the MTU of
    nics and bonds (the largest of the networks they carry, so a VLAN or bridge above can have
    it), VLAN devices, bridges with their options and port, MTUs, links up, addresses, DHCP,
-   default routes.
+   default routes, and last each network's source routing table and rules (:mod:`.routing`).
 
 Removal is computed from the difference of the two configurations: a network whose device
 stack changed (nic, bond, VLAN or bridged-ness) is taken down completely and rebuilt, one
-whose stack is the same loses only the addresses and routes it no longer has. Creation lists
-*every* desired network and bond, not only the changed ones: the applier skips each step
-whose result is already in the kernel, so unchanged networks cost one look, and a kernel that
-lost something (a crash in the middle of an apply, a reboot) is brought back to the desired
-configuration by the same plan. Applying ``(desired -> previous)`` after a failure is how the
-previous configuration is restored.
+whose stack is the same loses only the addresses, routes and rules it no longer has.
+Creation lists *every* desired network and bond, not only the changed ones: the applier skips
+each step whose result is already in the kernel, so unchanged networks cost one look, and a
+kernel that lost something (a crash in the middle of an apply, a reboot) is brought back to
+the desired configuration by the same plan. Applying ``(desired -> previous)`` after a failure
+is how the previous configuration is restored.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from collections.abc import Iterable
 from virthost.common import errors
 from virthost.network import errors as ne
 from virthost.network.model import DEFAULT_MTU, BondAttrs, NetConfig, NetworkAttrs
+from virthost.network.netlink import routing
 from virthost.network.netlink import steps as s
 
 # sysfs spells the multicast options out; their netlink attributes are abbreviated.
@@ -73,6 +75,14 @@ def network_default_routes(net: NetworkAttrs) -> list[tuple[int, str]]:
     return routes
 
 
+def source_routing_steps(top: str, net: NetworkAttrs, *, removal: bool = False) -> list[s.Step]:
+    """The steps adding (or with ``removal``, deleting) a network's source routing."""
+    found = routing.source_routing(top, net)
+    if found is None:
+        return []
+    return found.del_steps() if removal else found.add_steps()
+
+
 def _stack(net: NetworkAttrs) -> tuple[object, ...]:
     return (net.nic, net.bonding, net.vlan, net.bridged)
 
@@ -115,6 +125,7 @@ def _take_down(name: str, net: NetworkAttrs) -> list[s.Step]:
     result: list[s.Step] = []
     top = top_device(name, net)
     if top is not None:
+        result += source_routing_steps(top, net, removal=True)
         result += [s.DelDefaultRoute(f, gw, top) for f, gw in network_default_routes(net)]
         if net.bootproto == "dhcp":
             result.append(s.StopDhcp(top))
@@ -131,8 +142,14 @@ def _trim(name: str, old: NetworkAttrs, new: NetworkAttrs) -> list[s.Step]:
     top = top_device(name, old)
     if top is None:
         return []
-    kept_routes = set(network_default_routes(new))
+    kept_source_routing = set(source_routing_steps(top, new))
     result: list[s.Step] = [
+        routing.removal(step)
+        for step in reversed(source_routing_steps(top, old))
+        if step not in kept_source_routing
+    ]
+    kept_routes = set(network_default_routes(new))
+    result += [
         s.DelDefaultRoute(family, gateway, top)
         for family, gateway in network_default_routes(old)
         if (family, gateway) not in kept_routes
@@ -226,6 +243,11 @@ def _builds(desired: NetConfig) -> list[s.Step]:
         top = top_device(name, net)
         if top is not None:
             result += [s.AddDefaultRoute(f, gw, top) for f, gw in network_default_routes(net)]
+    # Then the source routing tables, the gateway of each now reachable.
+    for name, net in sorted(desired.networks.items()):
+        top = top_device(name, net)
+        if top is not None:
+            result += source_routing_steps(top, net)
     return result
 
 
@@ -241,7 +263,28 @@ def plan(running: NetConfig, desired: NetConfig) -> list[s.Step]:
             raise errors.UnsupportedOperation(
                 f"network {name!r}: dhcpv6 needs a DHCPv6 client; none is installed"
             )
+    _refuse_shared_tables(desired)
     return _dedupe([*_removals(running, desired), *_builds(desired)])
+
+
+def _refuse_shared_tables(desired: NetConfig) -> None:
+    """Two networks whose device names fold to the same table id would overwrite each other's
+    routes: refused before any change (improbable: about one pair in 2**31)."""
+    owners: dict[str, str] = {}
+    found = []
+    for name, net in sorted(desired.networks.items()):
+        source_routing = routing.source_routing(top_device(name, net), net)
+        if source_routing is not None:
+            owners.setdefault(source_routing.device, name)
+            found.append(source_routing)
+    collisions = routing.table_collisions(found)
+    if collisions:
+        first, second = collisions[0]
+        raise ne.BadNetworkParameters(
+            f"networks {owners[first]!r} and {owners[second]!r}: devices {first!r} and "
+            f"{second!r} map to the same source routing table {routing.source_table_id(first)}",
+            network=owners[second],
+        )
 
 
 def _dedupe(items: Iterable[s.Step]) -> list[s.Step]:

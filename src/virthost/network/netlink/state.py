@@ -1,4 +1,5 @@
-"""What the kernel has right now, read over netlink: links, bridge ports, addresses, routes.
+"""What the kernel has right now, read over netlink: links, bridge ports, addresses, routes,
+policy rules.
 
 The planner works from configurations (running and desired), but the applier must know what
 is actually there to skip a step whose result already exists: that is what makes applying the
@@ -7,7 +8,9 @@ by applying again. So before each step the applier looks at a :class:`KernelStat
 snapshot with names instead of interface indexes (indexes change when a device is recreated;
 names are what configurations speak).
 
-Only the main routing table is read: that is the only one the applier writes.
+Only the routing tables the applier writes are read: the main table, and the per-network
+source routing tables of :mod:`.routing` with the policy rules pointing to them. Other tables
+and rules (the kernel's local table, an administrator's own) are left out.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import socket
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
+
+from virthost.network.netlink.routing import is_source_table
 
 IFF_UP = 0x1
 MAIN_TABLE = 254
@@ -37,7 +42,9 @@ class NetlinkReader(Protocol):
 
     def get_addr(self) -> Iterable[NetlinkMessage]: ...
 
-    def get_routes(self, *, table: int) -> Iterable[NetlinkMessage]: ...
+    def get_routes(self) -> Iterable[NetlinkMessage]: ...
+
+    def get_rules(self) -> Iterable[NetlinkMessage]: ...
 
 
 @dataclass(frozen=True)
@@ -75,12 +82,29 @@ class Address:
 
 @dataclass(frozen=True)
 class Route:
-    """A route of the main table; ``dst`` is "default" or "addr/prefix"."""
+    """A route of the main table or of a source routing table; ``dst`` is "default" or
+    "addr/prefix"; ``source`` is the preferred source address, if the route has one."""
 
     family: int
     dst: str
     gateway: str | None
     iface: str | None
+    table: int = MAIN_TABLE
+    source: str | None = None
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A policy rule sending packets to ``table``; ``src`` and ``dst`` are "addr/prefix" or
+    None for "all"; ``iif``/``oif`` the devices it is limited to, if any."""
+
+    family: int
+    priority: int
+    table: int
+    src: str | None = None
+    dst: str | None = None
+    iif: str | None = None
+    oif: str | None = None
 
 
 @dataclass(frozen=True)
@@ -88,6 +112,7 @@ class KernelState:
     links: dict[str, Link] = field(default_factory=dict)
     addresses: tuple[Address, ...] = ()
     routes: tuple[Route, ...] = ()
+    rules: tuple[Rule, ...] = ()
 
     def link(self, name: str) -> Link | None:
         return self.links.get(name)
@@ -105,7 +130,18 @@ class KernelState:
         return any(a.address == address and a.prefix == prefix for a in self.addresses_of(iface))
 
     def default_routes(self, family: int) -> list[Route]:
-        return [r for r in self.routes if r.family == family and r.dst == "default"]
+        """Default routes of the main table."""
+        return [
+            r
+            for r in self.routes
+            if r.family == family and r.dst == "default" and r.table == MAIN_TABLE
+        ]
+
+    def table_routes(self, table: int) -> list[Route]:
+        return [r for r in self.routes if r.table == table]
+
+    def rules_to(self, table: int) -> list[Rule]:
+        return [r for r in self.rules if r.table == table]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form (what the supervisor's ``network_state`` answers)."""
@@ -113,6 +149,7 @@ class KernelState:
             "links": {name: asdict(link) for name, link in sorted(self.links.items())},
             "addresses": [asdict(a) for a in self.addresses],
             "routes": [asdict(r) for r in self.routes],
+            "rules": [asdict(r) for r in self.rules],
         }
 
 
@@ -184,20 +221,59 @@ def read_state(reader: NetlinkReader) -> KernelState:
                 scope=int(msg["scope"]),
             )
         )
-    routes = []
-    for msg in reader.get_routes(table=MAIN_TABLE):
-        if msg.get_attr("RTA_TABLE", MAIN_TABLE) != MAIN_TABLE:
-            continue
-        dst_len = int(msg["dst_len"])
-        dst = msg.get_attr("RTA_DST")
-        oif = msg.get_attr("RTA_OIF")
-        gateway = msg.get_attr("RTA_GATEWAY")
-        routes.append(
-            Route(
-                family=_family(int(msg["family"])),
-                dst="default" if dst_len == 0 else f"{dst}/{dst_len}",
-                gateway=str(gateway) if gateway else None,
-                iface=names.get(oif) if oif is not None else None,
-            )
-        )
-    return KernelState(links=links, addresses=tuple(addresses), routes=tuple(routes))
+    routes = [
+        _route_from_message(msg, names)
+        for msg in reader.get_routes()
+        if _owned_table(_table(msg, "RTA_TABLE"))
+    ]
+    rules = [
+        _rule_from_message(msg)
+        for msg in reader.get_rules()
+        if is_source_table(_table(msg, "FRA_TABLE"))
+    ]
+    return KernelState(
+        links=links, addresses=tuple(addresses), routes=tuple(routes), rules=tuple(rules)
+    )
+
+
+def _table(msg: NetlinkMessage, attr: str) -> int:
+    """The table of a route or rule: the header's 8-bit field holds only small ids; larger
+    ones are in an attribute (which recent kernels always send)."""
+    return int(msg.get_attr(attr) or msg["table"])
+
+
+def _owned_table(table: int) -> bool:
+    return table == MAIN_TABLE or is_source_table(table)
+
+
+def _prefixed(address: Any, length: int) -> str | None:
+    return None if address is None else f"{address}/{length}"
+
+
+def _route_from_message(msg: NetlinkMessage, names: dict[int, str]) -> Route:
+    dst_len = int(msg["dst_len"])
+    oif = msg.get_attr("RTA_OIF")
+    gateway = msg.get_attr("RTA_GATEWAY")
+    source = msg.get_attr("RTA_PREFSRC")
+    return Route(
+        family=_family(int(msg["family"])),
+        dst="default" if dst_len == 0 else f"{msg.get_attr('RTA_DST')}/{dst_len}",
+        gateway=str(gateway) if gateway else None,
+        iface=names.get(oif) if oif is not None else None,
+        table=_table(msg, "RTA_TABLE"),
+        source=str(source) if source else None,
+    )
+
+
+def _rule_from_message(msg: NetlinkMessage) -> Rule:
+    iif = msg.get_attr("FRA_IIFNAME")
+    oif = msg.get_attr("FRA_OIFNAME")
+    return Rule(
+        family=_family(int(msg["family"])),
+        priority=int(msg.get_attr("FRA_PRIORITY") or 0),
+        table=_table(msg, "FRA_TABLE"),
+        src=_prefixed(msg.get_attr("FRA_SRC"), int(msg["src_len"])),
+        dst=_prefixed(msg.get_attr("FRA_DST"), int(msg["dst_len"])),
+        iif=str(iif) if iif else None,
+        oif=str(oif) if oif else None,
+    )

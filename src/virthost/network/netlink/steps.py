@@ -9,7 +9,9 @@ and lets the supervisor report exactly what it did.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal
+
+RuleSelector = Literal["from", "to"]
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,26 @@ class DelDefaultRoute(Step):
     family: int
     gateway: str
     iface: str
+
+
+@dataclass(frozen=True)
+class DelRule(Step):
+    """Remove the policy rule ``AddRule`` with the same fields adds (every copy of it)."""
+
+    selector: RuleSelector
+    subnet: str
+    table: int
+
+
+@dataclass(frozen=True)
+class DelTableRoute(Step):
+    """Remove the route ``AddTableRoute`` with the same fields adds."""
+
+    table: int
+    dst: str
+    iface: str
+    gateway: str | None = None
+    source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -129,3 +151,26 @@ class StartDhcp(Step):
 
     iface: str
     default_route: bool = False
+
+
+@dataclass(frozen=True)
+class AddTableRoute(Step):
+    """An IPv4 route in routing table ``table`` (a network's source routing table, see
+    :mod:`.routing`): to ``dst`` ("default" or ``net/prefix``) out of ``iface``, either via
+    ``gateway`` or, without one, on the link with preferred source address ``source``."""
+
+    table: int
+    dst: str
+    iface: str
+    gateway: str | None = None
+    source: str | None = None
+
+
+@dataclass(frozen=True)
+class AddRule(Step):
+    """The IPv4 policy rule ``<selector> <subnet> lookup <table>``: packets from (or to)
+    ``subnet`` are routed by ``table``."""
+
+    selector: RuleSelector
+    subnet: str
+    table: int

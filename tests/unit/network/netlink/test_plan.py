@@ -9,6 +9,7 @@ from virthost.network import errors as ne
 from virthost.network.model import BondAttrs, NetConfig, NetworkAttrs
 from virthost.network.netlink import steps as s
 from virthost.network.netlink.plan import device_mtus, plan
+from virthost.network.netlink.routing import source_table_id
 
 EMPTY = NetConfig()
 STATIC = NetworkAttrs(
@@ -28,6 +29,7 @@ def config(**networks: NetworkAttrs) -> NetConfig:
 
 
 def test_bridged_network_is_built_bottom_up_with_routes_last() -> None:
+    table = source_table_id("blue")
     steps = plan(EMPTY, config(blue=STATIC))
     assert steps == [
         s.SetMtu("eth0", 9000),
@@ -41,6 +43,10 @@ def test_bridged_network_is_built_bottom_up_with_routes_last() -> None:
         s.AddAddress("blue", "fd00::2/64"),
         s.AddDefaultRoute(4, "10.0.0.1", "blue"),
         s.AddDefaultRoute(6, "fd00::1", "blue"),
+        s.AddTableRoute(table, "10.0.0.0/24", "blue", source="10.0.0.2"),
+        s.AddTableRoute(table, "default", "blue", gateway="10.0.0.1"),
+        s.AddRule("from", "10.0.0.0/24", table),
+        s.AddRule("to", "10.0.0.0/24", table),
     ]
 
 
@@ -74,8 +80,13 @@ def test_nic_mtu_is_the_largest_of_its_networks() -> None:
 
 
 def test_removal_comes_first_and_restores_the_nic_mtu() -> None:
+    table = source_table_id("blue")
     steps = plan(config(blue=STATIC), EMPTY)
     assert steps == [
+        s.DelRule("to", "10.0.0.0/24", table),
+        s.DelRule("from", "10.0.0.0/24", table),
+        s.DelTableRoute(table, "default", "blue", gateway="10.0.0.1"),
+        s.DelTableRoute(table, "10.0.0.0/24", "blue", source="10.0.0.2"),
         s.DelDefaultRoute(4, "10.0.0.1", "blue"),
         s.DelDefaultRoute(6, "fd00::1", "blue"),
         s.DelAddress("blue", "10.0.0.2/24"),
