@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from virthost.api.volume import flag
-from virthost.common import errors
+from virthost.common import errors, validate
 from virthost.storage import errors as se
 from virthost.storage.images import ImageStore
 from virthost.storage.spmtasks import SpmTasks
@@ -48,7 +47,7 @@ class ImageApi:
         force: Any = False,
         discard: bool = False,
     ) -> str:
-        forced = flag(force)
+        forced = validate.flag(force)
 
         def work(ctx: TaskContext) -> None:
             # Children go before their parents, whatever order the list has.

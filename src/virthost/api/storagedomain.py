@@ -8,17 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from virthost.common import errors
+from virthost.common import errors, validate
 from virthost.storage import constants as sc
 from virthost.storage.filedomain import CreateRequest, FileDomains
 from virthost.storage.images import ImageStore
 from virthost.storage.pooldomains import PoolDomains
-
-
-def _flag(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in ("true", "1", "yes")
-    return bool(value)
 
 
 class StorageDomainApi:
@@ -70,7 +64,7 @@ class StorageDomainApi:
         self._domains.set_description(storagedomainID, description)
 
     def format(self, storagedomainID: str, autoDetach: Any = False) -> None:
-        self._domains.format(storagedomainID, _flag(autoDetach))
+        self._domains.format(storagedomainID, validate.flag(autoDetach))
 
     def dump(self, sd_id: str, full: bool = False) -> dict[str, Any]:
         return self._domains.dump(sd_id)

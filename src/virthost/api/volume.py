@@ -9,15 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from virthost.common import validate
 from virthost.storage.images import ImageStore
 from virthost.storage.spmtasks import SpmTasks
 from virthost.storage.tasks import TaskContext
-
-
-def flag(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() == "true"
-    return bool(value)
 
 
 class VolumeApi:
@@ -76,7 +71,11 @@ class VolumeApi:
     ) -> str:
         def work(ctx: TaskContext) -> None:
             self._images.delete_volume(
-                storagedomainID, imageID, volumeID, force=flag(force), record=ctx.add_recovery
+                storagedomainID,
+                imageID,
+                volumeID,
+                force=validate.flag(force),
+                record=ctx.add_recovery,
             )
 
         return self._spm.schedule(storagepoolID, (storagedomainID,), "Volume.delete", work)

@@ -121,6 +121,13 @@ def absolute_path(value: object, name: str, max_len: int = 4096) -> str:
     return value
 
 
+def flag(value: object) -> bool:
+    """A legacy flag (the schema's BoolOrString): a boolean, or the text "true"/"false"."""
+    if isinstance(value, str):
+        return value.strip().lower() == "true"
+    return bool(value)
+
+
 def _invalid(name: str, value: object, problem: str) -> errors.InvalidParameter:
     shown = repr(value)
     if len(shown) > _SHOWN_VALUE_CHARS:

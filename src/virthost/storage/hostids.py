@@ -76,15 +76,17 @@ class HostIds:
     def io_timeout(self) -> int:
         return self._io_timeout
 
-    def acquire(self, sd_uuid: str, host_id: int, ids: str) -> None:
-        """Start joining (a no-op when joined or joining with that id already)."""
+    def acquire(self, sd_uuid: str, host_id: int, ids: str) -> bool:
+        """Start joining unless joined or joining with that id already; True when the id is
+        held now (one inquiry, so the domain monitor can call this on every check)."""
         with self._lock:
             self._wanted[sd_uuid] = (host_id, ids)
         state = self._inquire(sd_uuid, host_id, ids)
         if state is None or state:
-            return
+            return bool(state)
         log.info("Joining lockspace %s with host id %d", sd_uuid, host_id)
         self._ops.add(sd_uuid, host_id, ids, self._io_timeout)
+        return False
 
     def release(self, sd_uuid: str, host_id: int, ids: str) -> None:
         """Start leaving the lockspace (refused by sanlock while we hold leases in it).

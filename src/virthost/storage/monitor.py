@@ -59,9 +59,7 @@ class DomainLocator(Protocol):
 class HostIdManager(Protocol):
     """Joins and leaves lockspaces (:class:`virthost.storage.hostids.HostIds`)."""
 
-    def acquire(self, sd_uuid: str, host_id: int, ids: str) -> None: ...
-
-    def acquired(self, sd_uuid: str, host_id: int, ids: str) -> bool: ...
+    def acquire(self, sd_uuid: str, host_id: int, ids: str) -> bool: ...
 
     def release(self, sd_uuid: str, host_id: int, ids: str) -> None: ...
 
@@ -284,9 +282,7 @@ class DomainMonitor:
             return False
         ids = os.path.join(directory, sc.DOMAIN_META_DATA, "ids")
         try:
-            if self._host_ids.acquired(sd, host_id, ids):
-                return True
-            self._host_ids.acquire(sd, host_id, ids)
+            return self._host_ids.acquire(sd, host_id, ids)
         except Exception as e:
             log.warning("Cannot join the lockspace of %s with host id %d: %s", sd, host_id, e)
         return False

@@ -27,12 +27,6 @@ from virthost.storage.pool import ConnectedPool, StoragePools, int_arg, unattach
 log = logging.getLogger("virthost.storage.pooldomains")
 
 
-def _flag(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() == "true"
-    return bool(value)
-
-
 class PoolDomains:
     """StorageDomain.attach/activate/deactivate/detach on the connected pool."""
 
@@ -129,7 +123,7 @@ class PoolDomains:
         if master_sd is not None:
             validate.uuid(master_sd, "masterSdUUID")
         int_arg(master_version, "masterVersion")
-        forced = _flag(force)
+        forced = validate.flag(force)
         with pool.lock:
             if sd == pool.master_sd:
                 raise se.CannotDetachMasterStorageDomain(sd)

@@ -211,7 +211,7 @@ class VirtService:
             raise errors.UnsupportedOperation("restoring from volumes needs storage")
         initial = vmstatus.RESTORING_STATE if restore_from else vmstatus.WAIT_FOR_LAUNCH
         vm = self.new_vm(vm_id, domain.name, initial)
-        vm.launch_paused = _flag(params.get("launchPaused", domain.metadata.launch_paused))
+        vm.launch_paused = validate.flag(params.get("launchPaused", domain.metadata.launch_paused))
         vm.custom = {str(k): str(v) for k, v in domain.metadata.custom.items()}
         vm.destroy_on_reboot = bool(domain.metadata.destroy_on_reboot)
         domain.metadata.launch_paused = vm.launch_paused
@@ -502,9 +502,3 @@ class VirtService:
 class _VmDestroyFailed(errors.VirtHostError):
     code = 42
     message = "Virtual machine destroy error"
-
-
-def _flag(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() == "true"
-    return bool(value)

@@ -8,7 +8,6 @@ of the applier's own state reader.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import uuid
@@ -23,8 +22,10 @@ from virthost.common import errors
 from virthost.common.commands import CommandRunner
 from virthost.network import errors as ne
 from virthost.network.model import BondAttrs, NetConfig, NetworkAttrs
-from virthost.network.netlink import NetlinkApplier, setup_networks
+from virthost.network.netlink import NetlinkApplier
 from virthost.supervisor.netops import NetworkOperations
+
+from .nshost import NamespaceHost
 
 pytestmark = [
     pytest.mark.integration,
@@ -48,19 +49,8 @@ BLUE = NetworkAttrs(
 
 
 @dataclass
-class Host:
-    netns: str
-    peer_netns: str
-    applier: NetlinkApplier
-
-    def ip(self, *args: str) -> Any:
-        out = subprocess.run(
-            ["ip", "-n", self.netns, "-json", *args],
-            check=True,
-            capture_output=True,
-            timeout=10,
-        ).stdout
-        return json.loads(out or b"[]")
+class Host(NamespaceHost):
+    peer_netns: str = ""
 
     def link(self, name: str) -> dict[str, Any] | None:
         return next(
@@ -78,10 +68,6 @@ class Host:
 
     def default_routes(self, family: str) -> list[dict[str, Any]]:
         return [r for r in self.ip(family, "route", "show") if r.get("dst") == "default"]
-
-    def apply(self, running: NetConfig, desired: NetConfig) -> list[str]:
-        report = setup_networks(self.applier, running, desired)
-        return [step.describe() for step in report.done]
 
     def summary(self) -> dict[str, Any]:
         """What a configuration decides, for comparing two moments."""
@@ -108,7 +94,7 @@ def host() -> Iterator[Host]:
                 ns.link("add", ifname=NIC, kind="veth", peer="vhpeer0")
                 ns.link("set", index=ns.link_lookup(ifname="vhpeer0")[0], net_ns_fd=peer)
                 ns.link("set", index=ns.link_lookup(ifname="lo")[0], state="up")
-            yield Host(name, peer, NetlinkApplier(name, timeout=60))
+            yield Host(name, NetlinkApplier(name, timeout=60), peer_netns=peer)
         finally:
             pyroute2.netns.remove(peer)
     finally:

@@ -14,15 +14,15 @@ import os
 import subprocess
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
 
 import pytest
 
 from virthost.network import errors as ne
 from virthost.network.model import NetConfig, NetworkAttrs
-from virthost.network.netlink import NetlinkApplier, setup_networks
+from virthost.network.netlink import NetlinkApplier
 from virthost.network.netlink.routing import source_table_id
+
+from .nshost import NamespaceHost
 
 pytestmark = [
     pytest.mark.integration,
@@ -47,20 +47,7 @@ STORAGE_TABLE = source_table_id("vhnic1")
 OUTSIDE = "192.0.2.10"  # beyond both gateways
 
 
-@dataclass
-class Host:
-    netns: str
-    applier: NetlinkApplier
-
-    def ip(self, *args: str) -> Any:
-        out = subprocess.run(
-            ["ip", "-n", self.netns, "-json", *args],
-            check=True,
-            capture_output=True,
-            timeout=10,
-        ).stdout
-        return json.loads(out or b"[]")
-
+class Host(NamespaceHost):
     def rules(self, table: int) -> set[tuple[str, str]]:
         """``(selector, subnet)`` of the rules looking up ``table``."""
         found = set()
@@ -100,10 +87,6 @@ class Host:
     def route_from(self, source: str) -> tuple[str | None, str]:
         (route,) = self.ip("-4", "route", "get", OUTSIDE, "from", source)
         return route.get("gateway"), route["dev"]
-
-    def apply(self, running: NetConfig, desired: NetConfig) -> list[str]:
-        report = setup_networks(self.applier, running, desired)
-        return [step.describe() for step in report.done]
 
 
 @pytest.fixture

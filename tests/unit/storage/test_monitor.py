@@ -213,14 +213,14 @@ class FakeHostIds:
         self.acquires: list[tuple[str, int, str]] = []
         self.released: list[str] = []
 
-    def acquire(self, sd_uuid: str, host_id: int, ids: str) -> None:
+    def acquire(self, sd_uuid: str, host_id: int, ids: str) -> bool:
         if self.fail:
             raise se.AcquireHostIdFailure("sanlock down")
-        self.acquires.append((sd_uuid, host_id, ids))
+        if sd_uuid in self.joined:
+            return True
+        self.acquires.append((sd_uuid, host_id, ids))  # a join is started
         self.joined.add(sd_uuid)
-
-    def acquired(self, sd_uuid: str, host_id: int, ids: str) -> bool:
-        return sd_uuid in self.joined
+        return False
 
     def release(self, sd_uuid: str, host_id: int, ids: str) -> None:
         self.released.append(sd_uuid)

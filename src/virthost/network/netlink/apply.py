@@ -200,21 +200,9 @@ class NetlinkApplier:
 
         match step:
             case s.DelAddress(iface, cidr):
-                addr = _interface(cidr, step)
-                ipr.addr(
-                    "del",
-                    index=index(iface),
-                    address=str(addr.ip),
-                    prefixlen=addr.network.prefixlen,
-                )
+                ipr.addr("del", index=index(iface), **_address(cidr, step))
             case s.DelDefaultRoute(family, gateway, iface):
-                ipr.route(
-                    "del",
-                    family=_family_code(family),
-                    dst=_default_dst(family),
-                    gateway=gateway,
-                    oif=index(iface),
-                )
+                ipr.route("del", **_default_route(family, gateway), oif=index(iface))
             case s.DelRule(selector, subnet, table):
                 for rule in _matching_rules(state, selector, subnet, table):
                     ipr.rule(
@@ -267,21 +255,9 @@ class NetlinkApplier:
             case s.SetUp(name):
                 ipr.link("set", index=index(name), state="up")
             case s.AddAddress(iface, cidr):
-                addr = _interface(cidr, step)
-                ipr.addr(
-                    "add",
-                    index=index(iface),
-                    address=str(addr.ip),
-                    prefixlen=addr.network.prefixlen,
-                )
+                ipr.addr("add", index=index(iface), **_address(cidr, step))
             case s.AddDefaultRoute(family, gateway, iface):
-                ipr.route(
-                    "replace",
-                    family=_family_code(family),
-                    dst=_default_dst(family),
-                    gateway=gateway,
-                    oif=index(iface),
-                )
+                ipr.route("replace", **_default_route(family, gateway), oif=index(iface))
             case s.StartDhcp(iface, default_route):
                 self._lease(ipr, iface, index(iface), default_route)
             case s.AddTableRoute(table, dst, iface, gateway, source):
@@ -312,6 +288,17 @@ class NetlinkApplier:
 
 def _default_dst(family: int) -> str:
     return "::/0" if family == 6 else "0.0.0.0/0"
+
+
+def _default_route(family: int, gateway: str) -> dict[str, Any]:
+    """pyroute2's arguments naming a default route via ``gateway``."""
+    return {"family": _family_code(family), "dst": _default_dst(family), "gateway": gateway}
+
+
+def _address(cidr: str, step: s.Step) -> dict[str, Any]:
+    """pyroute2's arguments naming address ``cidr`` (``addr/prefix``)."""
+    addr = _interface(cidr, step)
+    return {"address": str(addr.ip), "prefixlen": addr.network.prefixlen}
 
 
 def _has_default_route(state: KernelState, family: int, gateway: str, iface: str) -> bool:

@@ -8,9 +8,10 @@ Why values are escaped: messages come from exceptions and recovery parameters fr
 and a value holding a newline would otherwise write a second line that a reader takes for a
 field of its own (``message = x\\nstate = finished``). So every value is written on one line:
 backslash, newline, carriage return and tab become ``\\\\``, ``\\n``, ``\\r``, ``\\t``, other
-control characters and lone surrogates ``\\uXXXX``. Field names are checked against a strict
-pattern instead. Reading is strict as well: a line that is not ``field = value``, a repeated
-field or a bad escape makes the file unreadable rather than half-read.
+control characters and lone surrogates ``\\u`` and four hex digits. Field names are
+checked against a strict pattern instead. Reading is strict as well: a line that is not
+``field = value``, a repeated field or a bad escape makes the file unreadable rather than
+half-read.
 """
 
 from __future__ import annotations
