@@ -17,7 +17,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -180,11 +179,10 @@ def test_a_change_that_cuts_the_client_off_is_rolled_back(
     """nic0 carries the client's path; bridging it under another address cuts it."""
     before = ns_addrs("nic0")
     cutting = {"mgmt": {"nic": "nic0", "ipaddr": "10.233.0.2", "netmask": "255.255.255.0"}}
-    started = time.monotonic()
     with services.client(timeout=120) as cli, pytest.raises(client_errors.ServerError) as lost:
         cli.Host.setupNetworks(networks=cutting, bondings={}, options={"connectivityTimeout": 5})
     assert lost.value.code == 10
-    assert time.monotonic() - started >= 5  # it waited for a confirmation that never came
+    assert "no client confirmed connectivity" in str(lost.value)  # not an apply error
     links = ns_links()
     assert "mgmt" not in links and "master" not in links["nic0"]
     assert ns_addrs("nic0") == before
